@@ -1,0 +1,85 @@
+//! A criterion [`Measurement`] of heap bytes allocated, so benches measure
+//! memory as well as time (needs [`crate::alloc::CountingAlloc`] installed).
+//!
+//! ```ignore
+//! let mut c = Criterion::default().with_measurement(AllocatedBytes);
+//! let mut g = c.benchmark_group("spawn");
+//! g.throughput(Throughput::Elements(n)); // reported as bytes per entity
+//! ```
+
+use criterion::Throughput;
+use criterion::measurement::{Measurement, ValueFormatter};
+
+use crate::alloc;
+
+/// Bytes allocated by the measured routine (all threads of the process).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllocatedBytes;
+
+impl Measurement for AllocatedBytes {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        alloc::stats().allocated_bytes
+    }
+
+    fn end(&self, i: u64) -> u64 {
+        alloc::stats().allocated_bytes - i
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &BytesFormatter
+    }
+}
+
+/// Formats bytes (and bytes per element under `Throughput::Elements`).
+pub struct BytesFormatter;
+
+fn scale(typical: f64, values: &mut [f64]) -> &'static str {
+    let (d, unit) = if typical < 1024.0 {
+        (1.0, "B")
+    } else if typical < 1024.0 * 1024.0 {
+        (1024.0, "KiB")
+    } else if typical < 1024.0 * 1024.0 * 1024.0 {
+        (1024.0 * 1024.0, "MiB")
+    } else {
+        (1024.0 * 1024.0 * 1024.0, "GiB")
+    };
+    values.iter_mut().for_each(|v| *v /= d);
+    unit
+}
+
+impl ValueFormatter for BytesFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        scale(typical, values)
+    }
+
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let (n, unit) = match t {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
+                (*n as f64, "B/elem")
+            }
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (*n as f64, "B/B"),
+            _ => (1.0, "B"),
+        };
+        values.iter_mut().for_each(|v| *v /= n);
+        unit
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "B"
+    }
+}

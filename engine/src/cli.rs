@@ -1,0 +1,318 @@
+//! The `microcosm` command line, as a library: the `microcosm` binary calls
+//! [`main`] with the bundled plugins, and a binary that adds its own plugins
+//! (see `examples/`) calls it with a larger registry.
+//!
+//! Exit codes: 0 done; 2 bad input (scenario, key, value, budget estimate),
+//! nothing written; 4 stopped because live heap went over
+//! `run.memory_budget_mb` (outputs flushed); 1 any other failure (I/O).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::memory::MemoryReport;
+use crate::plugin::Registry;
+use crate::scenario::{Scenario, ScenarioError};
+use crate::sim::{self, RunOptions, RunReport, Sim, SimError, Stop};
+
+/// Where bundled scenarios live and which one runs by default.
+#[derive(Debug, Clone)]
+pub struct Bundled {
+    /// The `assets/` directory.
+    pub assets: PathBuf,
+    /// Bundled name run by a bare `microcosm`.
+    pub default_scenario: String,
+    /// Steps for the bare `microcosm` run (a short demo).
+    pub default_steps: Option<u64>,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "microcosm", version, about = "A data-oriented ECS simulation engine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List bundled scenarios.
+    List,
+    /// Run a scenario (bundled name or path to a .toml).
+    Run(RunArgs),
+    /// Predict memory from the scenario alone; nothing runs.
+    Estimate {
+        /// Bundled name or path.
+        scenario: String,
+        /// Override a key: --set run.steps=10 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct RunArgs {
+    /// Bundled name (`md/lj-liquid`) or path to a .toml.
+    scenario: String,
+    /// Steps (overrides run.steps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Seed (overrides run.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads in the rayon pool (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Output directory (default runs/<scenario>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a key: --set plugins.lj.cutoff=3.0 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Runs the CLI on `std::env::args`; returns the process exit code.
+pub fn main(registry: &Registry, bundled: &Bundled) -> i32 {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    match cli.cmd {
+        None => {
+            let args = RunArgs {
+                scenario: bundled.default_scenario.clone(),
+                steps: bundled.default_steps,
+                ..Default::default()
+            };
+            run(registry, bundled, args, &mut out)
+        }
+        Some(Cmd::List) => list(registry, bundled, &mut out),
+        Some(Cmd::Run(args)) => run(registry, bundled, args, &mut out),
+        Some(Cmd::Estimate { scenario, set }) => estimate(registry, bundled, &scenario, &set, &mut out),
+    }
+}
+
+fn fail(e: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("error: {e}");
+    code
+}
+
+/// Finds a scenario: a path to a file, or a bundled name.
+pub fn locate(bundled: &Bundled, s: &str) -> Result<(PathBuf, String), ScenarioError> {
+    let p = Path::new(s);
+    if s.ends_with(".toml") || p.is_file() {
+        let name = p.file_stem().map_or(s.into(), |n| n.to_string_lossy().into_owned());
+        return Ok((p.to_path_buf(), name));
+    }
+    let f = bundled.assets.join(format!("{s}.toml"));
+    if f.is_file() {
+        Ok((f, s.to_string()))
+    } else {
+        Err(ScenarioError::File {
+            file: s.to_string(),
+            reason: "no such file and no bundled scenario of that name (see `microcosm list`)"
+                .into(),
+        })
+    }
+}
+
+fn load(bundled: &Bundled, s: &str, set: &[String]) -> Result<Scenario, ScenarioError> {
+    let (path, name) = locate(bundled, s)?;
+    Scenario::load(&path, &name, set)
+}
+
+/// Bundled scenarios: (name, description), sorted by name.
+pub fn bundled_scenarios(assets: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![assets.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                let name = p
+                    .strip_prefix(assets)
+                    .unwrap_or(&p)
+                    .with_extension("")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                let desc = std::fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|t| t.parse::<toml::Table>().ok())
+                    .and_then(|t| {
+                        t.get("run")?
+                            .get("description")?
+                            .as_str()
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                out.push((name, desc));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn list(registry: &Registry, bundled: &Bundled, out: &mut impl Write) -> i32 {
+    for (name, desc) in bundled_scenarios(&bundled.assets) {
+        let _ = writeln!(out, "{name:<28} {desc}");
+    }
+    let _ = writeln!(out, "\nplugins:");
+    for n in registry.names() {
+        let _ = writeln!(out, "  {n:<26} {}", registry.summary(n).unwrap_or(""));
+    }
+    0
+}
+
+fn estimate(registry: &Registry, bundled: &Bundled, s: &str, set: &[String], out: &mut impl Write) -> i32 {
+    let scenario = match load(bundled, s, set) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let (_, e) = match sim::estimate(&scenario, registry) {
+        Ok(x) => x,
+        Err(e) => return fail(e, 2),
+    };
+    let _ = writeln!(out, "estimate for {} ({} entities)", scenario.name, e.entities);
+    for (what, b) in &e.lines {
+        let _ = writeln!(out, "  {what:<48} {b:>14} B");
+    }
+    let per = if e.entities > 0 { e.total() as f64 / e.entities as f64 } else { 0.0 };
+    let _ = writeln!(out, "estimate_bytes: {}", e.total());
+    let _ = writeln!(out, "estimate_bytes_per_entity: {per:.1}");
+    if let Some(b) = scenario.run.budget_bytes() {
+        let verdict = if e.total() > b { "over" } else { "within" };
+        let _ = writeln!(out, "memory_budget_bytes: {b} ({verdict})");
+    }
+    0
+}
+
+fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Write) -> i32 {
+    let mut set = Vec::new();
+    if let Some(n) = args.steps {
+        set.push(format!("run.steps={n}"));
+    }
+    if let Some(s) = args.seed {
+        set.push(format!("run.seed={s}"));
+    }
+    set.extend(args.set.iter().cloned());
+    let scenario = match load(bundled, &args.scenario, &set) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 2),
+    };
+    let dir = args
+        .out
+        .unwrap_or_else(|| Path::new("runs").join(&scenario.name));
+    let opts = RunOptions {
+        threads: args.threads,
+        out: Some(dir.clone()),
+    };
+    let mut sim = match Sim::new(scenario, registry, opts) {
+        Ok(s) => s,
+        Err(e @ (SimError::Scenario(_) | SimError::Build { .. } | SimError::OverBudget { .. })) => {
+            return fail(e, 2);
+        }
+        Err(e) => return fail(e, 1),
+    };
+    let bar = progress_bar(sim.scenario().run.steps);
+    sim.run(|step, _| {
+        if let Some(b) = &bar {
+            b.set_position(step);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = match sim.finish() {
+        Ok(r) => r,
+        Err(e) => return fail(e, 1),
+    };
+    print_report(&report, &dir, out);
+    match &report.summary.stop {
+        Stop::Completed => 0,
+        Stop::MemoryBudget { step, live_bytes, budget_bytes } => {
+            eprintln!(
+                "error: live heap {live_bytes} B went over run.memory_budget_mb ({budget_bytes} B) after step {step}; stopped, outputs flushed"
+            );
+            4
+        }
+        Stop::OutputError { step, error } => {
+            eprintln!("error: writing outputs at step {step}: {error}");
+            1
+        }
+    }
+}
+
+fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(steps);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(b)
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.2} MB", b as f64 / 1e6)
+}
+
+/// Prints the stable end-of-run lines and the memory table.
+pub fn print_report(r: &RunReport, dir: &Path, out: &mut impl Write) {
+    let s = &r.summary;
+    let m = &r.memory;
+    let _ = writeln!(out, "scenario: {}", s.scenario);
+    let _ = writeln!(out, "plugins: {}", s.plugins.join(" "));
+    let _ = writeln!(out, "entities: {}", s.entities);
+    let _ = writeln!(out, "steps: {}", s.steps);
+    let _ = writeln!(out, "threads: {}", s.threads);
+    let _ = writeln!(out, "seed: {}", s.seed);
+    let _ = writeln!(out, "setup_seconds: {:.4}", s.setup_seconds);
+    let _ = writeln!(out, "wall_seconds: {:.4}", s.loop_seconds);
+    let _ = writeln!(out, "entity_steps_per_second: {:.4e}", s.entity_steps_per_second);
+    let _ = writeln!(out, "bytes_per_entity: {:.1}", m.bytes_per_entity);
+    let _ = writeln!(
+        out,
+        "steady_state_heap_allocations: {} ({} steps)",
+        m.steady_state.heap_allocations, m.steady_state.steps
+    );
+    let _ = writeln!(out, "outputs: {}", dir.display());
+    print_memory_table(m, out);
+}
+
+/// The memory table: where every attributable byte goes.
+pub fn print_memory_table(m: &MemoryReport, out: &mut impl Write) {
+    let n = m.entities.max(1) as f64;
+    let _ = writeln!(out, "\nmemory ({} entities)", m.entities);
+    let _ = writeln!(out, "  {:<34} {:>14} {:>12}", "what", "bytes", "B/entity");
+    for c in &m.components {
+        let label = format!("component {} ({} B + 8 ticks)", c.name, c.size);
+        let _ = writeln!(out, "  {label:<34} {:>14} {:>12.1}", c.capacity_bytes, c.capacity_bytes as f64 / n);
+    }
+    let eb = m.entity_bookkeeping.bytes;
+    let _ = writeln!(out, "  {:<34} {eb:>14} {:>12.1}", "entity bookkeeping", eb as f64 / n);
+    for res in &m.resources {
+        let label = format!("resource {}", res.name);
+        let _ = writeln!(out, "  {label:<34} {:>14} {:>12.1}", res.bytes, res.bytes as f64 / n);
+    }
+    let sc = m.scratch.high_water_bytes;
+    let label = format!("scratch high water ({} arenas)", m.scratch.arenas);
+    let _ = writeln!(out, "  {label:<34} {sc:>14} {:>12.1}", sc as f64 / n);
+    let _ = writeln!(out, "  {:<34} {:>14} {:>12.1}", "total attributable", m.attributable_bytes, m.bytes_per_entity);
+    let _ = writeln!(
+        out,
+        "  estimate {}; heap live {}, peak {}; RSS start {}, peak {}, end {}; leak {:.1} B/step",
+        mb(m.estimate.bytes),
+        mb(m.heap.live_bytes),
+        mb(m.heap.peak_bytes),
+        mb(m.rss.start_bytes),
+        mb(m.rss.peak_bytes),
+        mb(m.rss.end_bytes),
+        m.leak.slope_bytes_per_step
+    );
+}

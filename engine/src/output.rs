@@ -1,0 +1,186 @@
+//! Output files: metrics.csv, summary.json, memory.json and sim-specific files.
+//!
+//! Every file is written under a temporary name (`NAME.part`) and renamed to
+//! its final name when complete, so a crash never leaves a half-written file
+//! under a final name. Writes go through a `BufWriter` created at build time:
+//! writing a row formats numbers straight into its buffer, with no heap
+//! allocation.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bevy_ecs::prelude::*;
+
+use crate::phase::Clock;
+
+/// Handle of an output file opened with [`crate::plugin::Builder::output_file`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId(usize);
+
+struct OutFile {
+    part: PathBuf,
+    fin: PathBuf,
+    w: BufWriter<File>,
+}
+
+/// The run's output files (a resource).
+#[derive(Resource, Default)]
+pub struct OutputFiles {
+    dir: Option<PathBuf>,
+    files: Vec<OutFile>,
+    error: Option<String>,
+}
+
+impl OutputFiles {
+    /// Output into `dir` (created by the caller), or nowhere.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        OutputFiles {
+            dir,
+            files: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The output directory, if files are written.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// Opens `name` for writing (as `name.part` until [`OutputFiles::finish`]).
+    pub fn open(&mut self, name: &str) -> io::Result<Option<FileId>> {
+        let Some(dir) = &self.dir else { return Ok(None) };
+        let fin = dir.join(name);
+        let part = dir.join(format!("{name}.part"));
+        let w = BufWriter::with_capacity(1 << 16, File::create(&part)?);
+        self.files.push(OutFile { part, fin, w });
+        Ok(Some(FileId(self.files.len() - 1)))
+    }
+
+    /// The writer of a file. Record write errors with [`OutputFiles::fail`].
+    pub fn writer(&mut self, id: FileId) -> &mut BufWriter<File> {
+        &mut self.files[id.0].w
+    }
+
+    /// Writes with `f`; the first error is kept and stops the run after this step.
+    pub fn write(&mut self, id: FileId, f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) {
+        if self.error.is_some() {
+            return;
+        }
+        let file = &mut self.files[id.0];
+        if let Err(e) = f(&mut file.w) {
+            self.error = Some(format!("{}: {e}", file.fin.display()));
+        }
+    }
+
+    /// Records a write error.
+    pub fn fail(&mut self, what: String) {
+        self.error.get_or_insert(what);
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Flushes every file and renames it to its final name.
+    pub fn finish(&mut self) -> io::Result<()> {
+        for f in self.files.drain(..) {
+            let OutFile { part, fin, w } = f;
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&part, &fin)?;
+        }
+        Ok(())
+    }
+}
+
+/// The metrics row (a resource): plugins declare columns at build time and set
+/// values in `measure`; the engine writes the row in `output` on sampled steps.
+#[derive(Resource, Debug, Default)]
+pub struct Metrics {
+    columns: Vec<&'static str>,
+    row: Vec<f64>,
+    file: Option<FileId>,
+    rows: u64,
+}
+
+impl Metrics {
+    /// Adds a column (after `step`), returning its index.
+    pub fn add_column(&mut self, name: &'static str) -> usize {
+        self.columns.push(name);
+        self.row.push(f64::NAN);
+        self.columns.len() - 1
+    }
+
+    /// Sets a value of the current row.
+    pub fn set(&mut self, column: usize, value: f64) {
+        self.row[column] = value;
+    }
+
+    /// The current row's values.
+    pub fn row(&self) -> &[f64] {
+        &self.row
+    }
+
+    /// Column names (without `step`).
+    pub fn columns(&self) -> &[&'static str] {
+        &self.columns
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// A column's value in the current row, by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.columns.iter().position(|c| *c == name).map(|i| self.row[i])
+    }
+}
+
+/// Opens metrics.csv and writes its header (at the end of build).
+pub(crate) fn open_metrics(world: &mut World) -> io::Result<()> {
+    let id = world.resource_mut::<OutputFiles>().open("metrics.csv")?;
+    world.resource_scope(|world, mut files: Mut<OutputFiles>| {
+        let mut m = world.resource_mut::<Metrics>();
+        m.file = id;
+        if let Some(id) = id {
+            let w = files.writer(id);
+            write!(w, "step")?;
+            for c in &m.columns {
+                write!(w, ",{c}")?;
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    })
+}
+
+/// The engine's output system: writes the metrics row on sampled steps.
+pub(crate) fn write_metrics(clock: Res<Clock>, mut m: ResMut<Metrics>, mut files: ResMut<OutputFiles>) {
+    if !clock.is_sample_step() {
+        return;
+    }
+    m.rows += 1;
+    let Some(id) = m.file else { return };
+    files.write(id, |w| {
+        write!(w, "{}", clock.step)?;
+        for v in &m.row {
+            write!(w, ",{v}")?;
+        }
+        writeln!(w)
+    });
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let part = dir.join(format!("{name}.part"));
+    {
+        let mut f = File::create(&part)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&part, dir.join(name))
+}

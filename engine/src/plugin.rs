@@ -1,0 +1,283 @@
+//! Plugins and the registry that names them.
+//!
+//! A plugin is the user's description of one piece of a sim (a config struct
+//! read from its scenario table, as an OpenMM `Force` or a LAMMPS style);
+//! [`Plugin::build`] installs the components, resources and systems that
+//! implement it. The [`Registry`] maps names to constructors, so a scenario
+//! lists plugins by name. Adding a plugin is one file (a config struct that
+//! implements [`Plugin`] and [`PluginConfig`]) plus one line:
+//! `registry.register::<MyPlugin>()`.
+//!
+//! ```
+//! use microcosm_engine::prelude::*;
+//!
+//! /// Counts steps (a toy plugin).
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Ticker { every: u64 }
+//!
+//! #[derive(Resource, Default)]
+//! struct Ticks(u64);
+//!
+//! impl Plugin for Ticker {
+//!     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
+//!         b.insert_resource(Ticks::default());
+//!         b.add_systems(Phase::Evolve, |mut t: ResMut<Ticks>| t.0 += 1);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! impl PluginConfig for Ticker {
+//!     const NAME: &'static str = "ticker";
+//!     const SUMMARY: &'static str = "counts steps";
+//!     fn validate(&self) -> Result<(), Invalid> {
+//!         if self.every == 0 { return Err(Invalid::new("every", "must be at least 1")); }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut registry = Registry::default();
+//! registry.register::<Ticker>();
+//! assert!(registry.names().any(|n| n == "ticker"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::ScheduleConfigs;
+use bevy_ecs::system::ScheduleSystem;
+use serde::de::DeserializeOwned;
+
+use crate::footprint::{FootprintEntry, Footprints, reader, short_type_name};
+use crate::memory::Estimate;
+use crate::output::{FileId, Metrics, OutputFiles};
+use crate::phase::Phase;
+use crate::scenario::{Invalid, Scenario, ScenarioError, typed};
+
+/// Why a plugin could not build (bad data file, missing dependency...).
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("plugin `{plugin}`: {reason}")]
+pub struct BuildError {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Why.
+    pub reason: String,
+    /// The scenario key at fault, if one is.
+    pub key: Option<String>,
+}
+
+/// A plugin: installs components, resources and systems into a sim.
+///
+/// Lifecycle: the registry deserializes the plugin from its scenario table and
+/// calls [`PluginConfig::validate`]; the engine then calls [`Plugin::estimate`]
+/// (before anything is spawned, to check the memory budget) and, in scenario
+/// order, [`Plugin::build`]. Systems go into phases with
+/// [`Builder::add_systems`]; inside a phase, plugins run in scenario order and
+/// each plugin orders its own systems (e.g. with `.chain()`).
+pub trait Plugin: Send + Sync + 'static {
+    /// Installs the plugin.
+    fn build(&self, b: &mut Builder) -> Result<(), BuildError>;
+
+    /// Adds the memory this plugin will use, from its parameters alone.
+    fn estimate(&self, _scenario: &Scenario, _e: &mut Estimate) {}
+
+    /// Registry names of plugins that must come before this one.
+    fn requires(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// A plugin that can be named in a scenario file.
+pub trait PluginConfig: Plugin + DeserializeOwned + Sized {
+    /// Registry name, as written in `[plugins.NAME]`.
+    const NAME: &'static str;
+    /// One line for `microcosm list` and errors.
+    const SUMMARY: &'static str;
+
+    /// Checks values serde cannot (ranges, consistency).
+    fn validate(&self) -> Result<(), Invalid> {
+        Ok(())
+    }
+}
+
+type Make = fn(toml::Value) -> Result<Box<dyn Plugin>, Invalid>;
+
+fn make<P: PluginConfig>(v: toml::Value) -> Result<Box<dyn Plugin>, Invalid> {
+    let p: P = typed(v).map_err(|(key, reason)| Invalid { key, reason })?;
+    p.validate()?;
+    Ok(Box::new(p))
+}
+
+/// Registry of plugin constructors by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    entries: BTreeMap<&'static str, (&'static str, Make)>,
+}
+
+impl Registry {
+    /// Registers `P` under [`PluginConfig::NAME`] (a later registration of the same name wins).
+    pub fn register<P: PluginConfig>(&mut self) -> &mut Self {
+        self.entries.insert(P::NAME, (P::SUMMARY, make::<P>));
+        self
+    }
+
+    /// Registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.keys().copied()
+    }
+
+    /// One-line summary of a plugin.
+    pub fn summary(&self, name: &str) -> Option<&'static str> {
+        self.entries.get(name).map(|e| e.0)
+    }
+
+    /// Instantiates and validates every plugin of a scenario, in order.
+    pub fn instantiate(&self, s: &Scenario) -> Result<Vec<(String, Box<dyn Plugin>)>, ScenarioError> {
+        let mut out: Vec<(String, Box<dyn Plugin>)> = Vec::new();
+        for (name, table) in &s.plugins {
+            let key = format!("plugins.{name}");
+            let (_, make) = self.entries.get(name.as_str()).ok_or_else(|| {
+                let known: Vec<_> = self.names().collect();
+                s.key_error(&key, format!("unknown plugin (known: {})", known.join(", ")))
+            })?;
+            let p = make(toml::Value::Table(table.clone())).map_err(|i| {
+                s.key_error(
+                    &if i.key.is_empty() { key.clone() } else { format!("{key}.{}", i.key) },
+                    i.reason,
+                )
+            })?;
+            for req in p.requires() {
+                if !out.iter().any(|(n, _)| n == req) {
+                    return Err(s.key_error(
+                        &key,
+                        format!("requires plugin `{req}` listed before it"),
+                    ));
+                }
+            }
+            out.push((name.clone(), p));
+        }
+        Ok(out)
+    }
+}
+
+/// The slot of one plugin (or the engine) inside one phase; slots of a phase
+/// are chained in order, so plugins run in scenario order within each phase.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Slot(pub Phase, pub usize);
+
+/// A plugin's access to the sim while it builds.
+pub struct Builder<'a> {
+    pub(crate) world: &'a mut World,
+    pub(crate) schedule: &'a mut Schedule,
+    pub(crate) scenario: &'a Scenario,
+    pub(crate) plugin: String,
+    pub(crate) slot: usize,
+    pub(crate) threads: usize,
+}
+
+impl Builder<'_> {
+    /// Adds systems to a phase, after earlier plugins' systems in that phase.
+    /// Order your own systems explicitly (`.chain()`, `.before()`).
+    pub fn add_systems<M>(
+        &mut self,
+        phase: Phase,
+        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
+    ) -> &mut Self {
+        let cfg: ScheduleConfigs<ScheduleSystem> = systems.into_configs();
+        self.schedule.add_systems(cfg.in_set(Slot(phase, self.slot)));
+        self
+    }
+
+    /// Inserts a resource that owns no heap memory worth reporting.
+    pub fn insert_resource<R: Resource>(&mut self, r: R) -> &mut Self {
+        self.world.insert_resource(r);
+        self
+    }
+
+    /// Inserts a resource and lists its heap bytes in the memory report.
+    pub fn insert_resource_with_footprint<R: Resource + crate::Footprint>(&mut self, r: R) -> &mut Self {
+        self.world.insert_resource(r);
+        let name = short_type_name::<R>();
+        let mut f = self.world.get_resource_or_init::<Footprints>();
+        if !f.0.iter().any(|e| e.name == name) {
+            f.0.push(FootprintEntry { name, read: reader::<R> });
+        }
+        self
+    }
+
+    /// Spawns entities from an iterator of bundles, reserving storage once.
+    pub fn spawn_batch<I>(&mut self, bundles: I)
+    where
+        I: IntoIterator,
+        I::IntoIter: Iterator + Send + Sync + 'static,
+        I::Item: Bundle<Effect: bevy_ecs::bundle::NoBundleEffect>,
+    {
+        self.world.spawn_batch(bundles);
+    }
+
+    /// Declares a metrics.csv column; returns its index for [`Metrics::set`].
+    pub fn metric(&mut self, name: &'static str) -> usize {
+        self.world.resource_mut::<Metrics>().add_column(name)
+    }
+
+    /// Opens an output file in the run directory (`None` when the run writes no
+    /// files). Written to a temporary name, renamed when the run finishes.
+    pub fn output_file(&mut self, name: &str) -> Result<Option<FileId>, BuildError> {
+        let r = self.world.resource_mut::<OutputFiles>().open(name);
+        r.map_err(|e| self.error(format!("cannot create output file {name}: {e}")))
+    }
+
+    /// The world.
+    pub fn world(&self) -> &World {
+        self.world
+    }
+
+    /// The world, mutably.
+    pub fn world_mut(&mut self) -> &mut World {
+        self.world
+    }
+
+    /// The scenario being built.
+    pub fn scenario(&self) -> &Scenario {
+        self.scenario
+    }
+
+    /// A data path from the scenario, resolved against the scenario's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        self.scenario.resolve(p)
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.scenario.run.seed
+    }
+
+    /// Threads in the sim's rayon pool.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// This plugin's name.
+    pub fn plugin_name(&self) -> &str {
+        &self.plugin
+    }
+
+    /// A build error for this plugin.
+    pub fn error(&self, reason: impl Into<String>) -> BuildError {
+        BuildError {
+            plugin: self.plugin.clone(),
+            reason: reason.into(),
+            key: None,
+        }
+    }
+
+    /// A build error about one of this plugin's keys.
+    pub fn key_error(&self, key: &str, reason: impl Into<String>) -> BuildError {
+        BuildError {
+            plugin: self.plugin.clone(),
+            reason: reason.into(),
+            key: Some(format!("plugins.{}.{key}", self.plugin)),
+        }
+    }
+}

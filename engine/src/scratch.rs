@@ -1,0 +1,161 @@
+//! Per-step scratch memory: one bumpalo arena per worker thread.
+//!
+//! Systems borrow temporaries with [`ScratchArenas::with`]; the closure gets a
+//! `&Bump` whose lifetime ends with the closure, so nothing allocated there can
+//! be kept past it, and the `begin` phase opens a new epoch every step. Each
+//! arena resets itself at its first use in a new epoch (rayon has no
+//! allocation-free way to run a closure on every worker, so the reset is lazy,
+//! but it is logically "reset in begin": nothing survives from one step to the
+//! next). A reset keeps the arena's largest chunk, so once the arena has grown
+//! to the largest step's need, steps allocate nothing from the heap.
+//!
+//! Arenas live in thread-locals of the rayon workers of the sim's pool; the
+//! resource keeps the epoch and the bytes each arena holds (one atomic slot
+//! per worker), from which the high-water mark is reported.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use bevy_ecs::prelude::Resource;
+pub use bumpalo::Bump;
+
+struct ThreadArena {
+    owner: Cell<u64>,
+    epoch: Cell<u64>,
+    depth: Cell<u32>,
+    bump: RefCell<Bump>,
+}
+
+thread_local! {
+    static ARENA: ThreadArena = ThreadArena {
+        owner: Cell::new(u64::MAX),
+        epoch: Cell::new(0),
+        depth: Cell::new(0),
+        bump: RefCell::new(Bump::new()),
+    };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The scratch arenas of one sim (a resource).
+#[derive(Resource, Debug)]
+pub struct ScratchArenas {
+    id: u64,
+    epoch: AtomicU64,
+    /// Bytes held by each worker's arena (slot `threads` is for callers outside the pool).
+    held: Box<[AtomicUsize]>,
+    high_water: AtomicUsize,
+}
+
+impl ScratchArenas {
+    /// Arenas for a pool of `threads` workers.
+    pub fn new(threads: usize) -> Self {
+        ScratchArenas {
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            epoch: AtomicU64::new(1),
+            held: (0..=threads).map(|_| AtomicUsize::new(0)).collect(),
+            high_water: AtomicUsize::new(0),
+        }
+    }
+
+    /// Runs `f` with this thread's arena. Re-entrant (a nested call on the same
+    /// thread, e.g. from rayon work stealing, gets the same arena). Whatever `f`
+    /// allocates is freed at the next step at the latest; the closure's return
+    /// value cannot borrow from the arena.
+    pub fn with<R>(&self, f: impl FnOnce(&Bump) -> R) -> R {
+        let slot = rayon::current_thread_index()
+            .filter(|&i| i + 1 < self.held.len())
+            .unwrap_or(self.held.len() - 1);
+        let epoch = self.epoch.load(Relaxed);
+        ARENA.with(|a| {
+            // Only the outermost use on this thread may reset: no borrow is live then.
+            if a.depth.get() == 0 && (a.owner.get() != self.id || a.epoch.get() != epoch) {
+                a.bump.borrow_mut().reset();
+                a.owner.set(self.id);
+                a.epoch.set(epoch);
+            }
+            a.depth.set(a.depth.get() + 1);
+            let out = f(&a.bump.borrow());
+            a.depth.set(a.depth.get() - 1);
+            self.held[slot].store(a.bump.borrow().allocated_bytes(), Relaxed);
+            out
+        })
+    }
+
+    /// Opens a new step: the arenas' contents from earlier steps are dead, and
+    /// the high-water mark takes in what the arenas held. Run by `begin`.
+    pub fn begin_step(&mut self) {
+        let held = self.held_bytes();
+        self.high_water.fetch_max(held, Relaxed);
+        *self.epoch.get_mut() += 1;
+    }
+
+    /// Bytes the arenas hold right now (chunk capacity, i.e. heap they own).
+    pub fn held_bytes(&self) -> usize {
+        self.held.iter().map(|h| h.load(Relaxed)).sum()
+    }
+
+    /// Highest [`held_bytes`](Self::held_bytes) seen at a step boundary.
+    pub fn high_water_bytes(&self) -> usize {
+        self.high_water.load(Relaxed).max(self.held_bytes())
+    }
+
+    /// Makes this thread's arena hold a chunk of at least `bytes`, so later steps
+    /// on this thread do not allocate for needs up to that size. The sim calls
+    /// it on every worker after the setup pass.
+    pub fn warm(&self, bytes: usize) {
+        self.with(|b| {
+            if b.allocated_bytes() < bytes {
+                let layout = std::alloc::Layout::from_size_align(bytes, 16)
+                    .unwrap_or(std::alloc::Layout::new::<u128>());
+                b.alloc_layout(layout);
+            }
+        });
+    }
+
+    /// The most any one arena holds.
+    pub fn max_held_bytes(&self) -> usize {
+        self.held.iter().map(|h| h.load(Relaxed)).max().unwrap_or(0)
+    }
+
+    /// Number of arenas that have been used.
+    pub fn arenas(&self) -> usize {
+        self.held.iter().filter(|h| h.load(Relaxed) > 0).count()
+    }
+
+    /// The current epoch (advanced once per step).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_at_new_epoch_reuses_memory_and_reports_high_water() {
+        let mut s = ScratchArenas::new(1);
+        let p1 = s.with(|b| b.alloc_slice_fill_copy(1000, 1u8).as_ptr() as usize);
+        let p1b = s.with(|b| b.alloc_slice_fill_copy(1000, 2u8).as_ptr() as usize);
+        assert_ne!(p1, p1b, "same epoch: the first allocation is still live");
+        s.begin_step();
+        let p2 = s.with(|b| b.alloc_slice_fill_copy(1000, 3u8).as_ptr() as usize);
+        assert_eq!(p1, p2, "new epoch: the arena was reset and reuses its chunk");
+        s.with(|b| b.alloc_slice_fill_copy(1 << 20, 0u8).len());
+        s.begin_step();
+        assert!(s.high_water_bytes() >= 1 << 20);
+        assert_eq!(s.arenas(), 1);
+    }
+
+    #[test]
+    fn nested_use_on_one_thread_does_not_reset_or_panic() {
+        let s = ScratchArenas::new(1);
+        let n = s.with(|outer| {
+            let a = outer.alloc(5u32);
+            let inner = s.with(|b| *b.alloc(7u32));
+            *a + inner
+        });
+        assert_eq!(n, 12);
+    }
+}

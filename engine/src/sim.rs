@@ -1,0 +1,591 @@
+//! The sim: a bevy_ecs `World`, one step `Schedule`, a rayon pool, and the
+//! instrumentation around them.
+//!
+//! [`Sim::new`] instantiates the scenario's plugins, checks the memory
+//! estimate against the budget, builds the world and schedule, and runs the
+//! setup pass (step 0: every phase but `evolve`). [`Sim::step`] runs one step
+//! inside the sim's rayon pool; [`Sim::run`] runs them all; [`Sim::finish`]
+//! flushes outputs and returns the summary and memory report.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings, ScheduleLabel, SingleThreadedExecutor};
+use serde::Serialize;
+
+use crate::alloc;
+use crate::footprint::Footprints;
+use crate::memory::{self, Estimate, MemoryReport, MemorySample, Rss, Slope};
+use crate::output::{self, Metrics, OutputFiles};
+use crate::phase::{Clock, Phase, PhaseStats, Probe, probe, stepping};
+use crate::plugin::{BuildError, Builder, Plugin, Registry, Slot};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::scratch::ScratchArenas;
+
+/// The label of the step schedule.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Step;
+
+/// How to run: threads and where outputs go.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Threads in the rayon pool (0: all cores).
+    pub threads: usize,
+    /// Output directory (created if missing); `None` writes no files.
+    pub out: Option<PathBuf>,
+}
+
+/// Why a sim could not start (all of these are the user's input: exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Bad scenario.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// A plugin failed to build.
+    #[error("{file}: {err}")]
+    Build {
+        /// The scenario file.
+        file: String,
+        /// The error.
+        err: BuildError,
+    },
+    /// The estimate is over `memory_budget_mb`.
+    #[error("{file}: key `run.memory_budget_mb`: the estimate, {estimate_mb:.1} MB, is over the budget of {budget_mb:.1} MB")]
+    OverBudget {
+        /// The scenario file.
+        file: String,
+        /// Estimated MB.
+        estimate_mb: f64,
+        /// Budget MB.
+        budget_mb: f64,
+    },
+    /// The schedule could not be built (e.g. two systems conflict without an order).
+    #[error("schedule: {0}")]
+    Schedule(String),
+    /// Output directory or file error.
+    #[error("output: {0}")]
+    Io(String),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Stop {
+    /// All steps ran.
+    Completed,
+    /// Live heap went over the memory budget; outputs were flushed.
+    MemoryBudget {
+        /// The step after which it stopped.
+        step: u64,
+        /// Live heap bytes then.
+        live_bytes: u64,
+        /// The budget.
+        budget_bytes: u64,
+    },
+    /// An output file could not be written.
+    OutputError {
+        /// The step.
+        step: u64,
+        /// What failed.
+        error: String,
+    },
+}
+
+/// summary.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Entities.
+    pub entities: u64,
+    /// Steps run (after setup).
+    pub steps: u64,
+    /// Threads in the pool.
+    pub threads: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Seconds to build and run the setup pass.
+    pub setup_seconds: f64,
+    /// Seconds in the step loop.
+    pub loop_seconds: f64,
+    /// entities × steps / loop seconds.
+    pub entity_steps_per_second: f64,
+    /// Seconds per phase (all steps and the setup pass).
+    pub phase_seconds: std::collections::BTreeMap<&'static str, f64>,
+    /// Attributable heap bytes per entity (as in memory.json).
+    pub bytes_per_entity: f64,
+    /// Heap allocations in steady-state steps.
+    pub steady_state_heap_allocations: u64,
+    /// Plugins in order.
+    pub plugins: Vec<String>,
+    /// How the run ended.
+    pub stop: Stop,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// summary.json.
+    pub summary: Summary,
+    /// memory.json.
+    pub memory: MemoryReport,
+}
+
+/// A simulation.
+pub struct Sim {
+    world: World,
+    schedule: Schedule,
+    pool: rayon::ThreadPool,
+    scenario: Scenario,
+    plugin_names: Vec<String>,
+    estimate: Estimate,
+    rss: Rss,
+    rss_start: u64,
+    rss_peak: u64,
+    setup_bytes: u64,
+    alloc_start: alloc::AllocStats,
+    setup_seconds: f64,
+    loop_seconds: f64,
+    steady_allocs: u64,
+    steady_bytes: u64,
+    steady_steps: u64,
+    leak: Slope,
+    samples: Vec<MemorySample>,
+    sample_every: u64,
+    stop: Option<Stop>,
+    created_dir: Option<PathBuf>,
+}
+
+/// Instantiates the plugins of a scenario and adds up their memory estimate.
+pub fn estimate(
+    scenario: &Scenario,
+    registry: &Registry,
+) -> Result<(Vec<(String, Box<dyn Plugin>)>, Estimate), ScenarioError> {
+    let plugins = registry.instantiate(scenario)?;
+    let mut e = Estimate::default();
+    for (_, p) in &plugins {
+        p.estimate(scenario, &mut e);
+    }
+    Ok((plugins, e))
+}
+
+impl Sim {
+    /// Builds a sim from a scenario and runs its setup pass.
+    pub fn new(scenario: Scenario, registry: &Registry, opts: RunOptions) -> Result<Sim, SimError> {
+        let (plugins, est) = estimate(&scenario, registry)?;
+        let file = scenario.file.display().to_string();
+        if let Some(budget) = scenario.run.budget_bytes()
+            && est.total() > budget
+        {
+            return Err(SimError::OverBudget {
+                file,
+                estimate_mb: est.total() as f64 / 1e6,
+                budget_mb: budget as f64 / 1e6,
+            });
+        }
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        // The creating thread becomes worker 0, so the schedule always runs on
+        // it (and on its scratch arena); if it already belongs to a pool, the
+        // sim gets a pool of its own threads only.
+        let builder = || {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("microcosm-{i}"))
+        };
+        let pool = builder()
+            .use_current_thread()
+            .build()
+            .or_else(|_| builder().build())
+            .map_err(|e| SimError::Io(format!("thread pool: {e}")))?;
+        let created_dir = match &opts.out {
+            Some(d) if !d.exists() => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| SimError::Io(format!("{}: {e}", d.display())))?;
+                Some(d.clone())
+            }
+            _ => None,
+        };
+        let mut rss = Rss::default();
+        let rss_start = rss.sample();
+        alloc::reset_peak();
+        let alloc_start = alloc::stats();
+        let t0 = Instant::now();
+        let built = Self::build(&scenario, plugins, threads, opts.out.clone());
+        let (world, schedule, plugin_names) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(d) = &created_dir {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                return Err(match e {
+                    SimError::Build { err, .. } => SimError::Build { file, err },
+                    other => other,
+                });
+            }
+        };
+        let steps = scenario.run.steps;
+        let sample_every = steps.div_ceil(100).max(1);
+        let mut sim = Sim {
+            world,
+            schedule,
+            pool,
+            scenario,
+            plugin_names,
+            estimate: est,
+            rss,
+            rss_start,
+            rss_peak: rss_start,
+            setup_bytes: 0,
+            alloc_start,
+            setup_seconds: 0.0,
+            loop_seconds: 0.0,
+            steady_allocs: 0,
+            steady_bytes: 0,
+            steady_steps: 0,
+            leak: Slope::default(),
+            samples: Vec::with_capacity(steps.div_ceil(sample_every) as usize + 2),
+            sample_every,
+            stop: None,
+            created_dir,
+        };
+        sim.run_schedule();
+        sim.warm_scratch();
+        sim.setup_bytes = alloc::stats().live_bytes.saturating_sub(alloc_start.live_bytes) as u64;
+        sim.setup_seconds = t0.elapsed().as_secs_f64();
+        sim.sample_memory(0);
+        Ok(sim)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build(
+        scenario: &Scenario,
+        plugins: Vec<(String, Box<dyn Plugin>)>,
+        threads: usize,
+        out: Option<PathBuf>,
+    ) -> Result<(World, Schedule, Vec<String>), SimError> {
+        let mut world = World::new();
+        let run = &scenario.run;
+        world.insert_resource(Clock {
+            step: 0,
+            sample_every: run.sample_every,
+            last_step: run.steps,
+            seed: run.seed,
+            passes: 0,
+        });
+        world.insert_resource(PhaseStats::default());
+        world.insert_resource(ScratchArenas::new(threads));
+        world.insert_resource(Metrics::default());
+        world.insert_resource(OutputFiles::new(out));
+        world.insert_resource(Footprints::default());
+
+        let mut schedule = Schedule::new(Step);
+        schedule.set_executor(SingleThreadedExecutor::new());
+        schedule.set_build_settings(ScheduleBuildSettings {
+            ambiguity_detection: LogLevel::Error,
+            ..Default::default()
+        });
+        // Probe(0) Begin Probe(1) Spatial ... Output Probe(6), chained once.
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            schedule.configure_sets((Probe(i), phase, Probe(i + 1)).chain());
+            schedule.add_systems(probe(i).in_set(Probe(i)));
+        }
+        schedule.add_systems(probe(6).in_set(Probe(6)));
+        schedule.configure_sets(Phase::Evolve.run_if(stepping));
+        let last = plugins.len() + 1;
+        for phase in Phase::ALL {
+            for s in 0..=last {
+                schedule.configure_sets(Slot(phase, s).in_set(phase));
+                if s > 0 {
+                    schedule.configure_sets(Slot(phase, s).after(Slot(phase, s - 1)));
+                }
+            }
+        }
+        schedule.add_systems(begin_step.in_set(Slot(Phase::Begin, 0)));
+        schedule.add_systems(output::write_metrics.in_set(Slot(Phase::Output, last)));
+
+        let mut names = Vec::with_capacity(plugins.len());
+        for (i, (name, p)) in plugins.into_iter().enumerate() {
+            let mut b = Builder {
+                world: &mut world,
+                schedule: &mut schedule,
+                scenario,
+                plugin: name.clone(),
+                slot: i + 1,
+                threads,
+            };
+            p.build(&mut b).map_err(|err| SimError::Build {
+                file: String::new(),
+                err,
+            })?;
+            names.push(name);
+        }
+        output::open_metrics(&mut world).map_err(|e| SimError::Io(format!("metrics.csv: {e}")))?;
+        if let Err(e) = schedule.initialize(&mut world) {
+            return Err(SimError::Schedule(e.to_string(schedule.graph(), &world)));
+        }
+        Ok((world, schedule, names))
+    }
+
+    fn run_schedule(&mut self) {
+        let Sim {
+            pool,
+            schedule,
+            world,
+            ..
+        } = self;
+        pool.install(|| schedule.run(world));
+    }
+
+    /// Gives every worker's arena a chunk as large as the largest arena's after
+    /// the setup pass (at least 16 KiB), so a worker that first needs scratch in
+    /// a later step finds it already there.
+    fn warm_scratch(&mut self) {
+        let scratch = self.world.resource::<ScratchArenas>();
+        let bytes = scratch.max_held_bytes().max(16 << 10);
+        self.pool.broadcast(|_| scratch.warm(bytes));
+    }
+
+    fn sample_memory(&mut self, step: u64) {
+        let rss = self.rss.sample();
+        self.rss_peak = self.rss_peak.max(rss);
+        if self.samples.len() < self.samples.capacity() {
+            self.samples.push(MemorySample {
+                step,
+                live_bytes: alloc::stats().live_bytes as u64,
+                rss_bytes: rss,
+            });
+        }
+    }
+
+    /// Runs one step. Returns `false` once the run has stopped (all steps done,
+    /// memory budget exceeded, or an output error).
+    pub fn step(&mut self) -> bool {
+        if self.stop.is_some() {
+            return false;
+        }
+        let step = self.clock().step + 1;
+        if step > self.scenario.run.steps {
+            self.stop = Some(Stop::Completed);
+            return false;
+        }
+        let steady = step > self.scenario.run.warmup();
+        self.world.resource_mut::<PhaseStats>().steady_now = steady;
+        let before = alloc::stats();
+        let t = Instant::now();
+        self.run_schedule();
+        self.loop_seconds += t.elapsed().as_secs_f64();
+        let after = alloc::stats();
+        if steady {
+            let (n, b) = after.since(&before);
+            self.steady_allocs += n;
+            self.steady_bytes += b;
+            self.steady_steps += 1;
+            self.leak.add(step as f64, after.live_bytes as f64);
+        }
+        if step.is_multiple_of(self.sample_every) || step == self.scenario.run.steps {
+            self.sample_memory(step);
+        }
+        if let Some(e) = self.world.resource::<OutputFiles>().error() {
+            self.stop = Some(Stop::OutputError {
+                step,
+                error: e.to_string(),
+            });
+        } else if let Some(budget) = self.scenario.run.budget_bytes()
+            && alloc::installed()
+            && after.live_bytes as u64 > budget
+        {
+            self.stop = Some(Stop::MemoryBudget {
+                step,
+                live_bytes: after.live_bytes as u64,
+                budget_bytes: budget,
+            });
+        } else if step == self.scenario.run.steps {
+            self.stop = Some(Stop::Completed);
+        }
+        self.stop.is_none()
+    }
+
+    /// Runs the remaining steps, calling `progress(step, steps)` after each.
+    pub fn run(&mut self, mut progress: impl FnMut(u64, u64)) {
+        let total = self.scenario.run.steps;
+        while self.step() {
+            progress(self.clock().step, total);
+        }
+        progress(self.clock().step, total);
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        self.world.resource::<Clock>()
+    }
+
+    /// The world.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The world, mutably (tests and tools).
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// The step schedule (for inspection: systems, conflicts).
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The memory estimate made before building.
+    pub fn estimate(&self) -> &Estimate {
+        &self.estimate
+    }
+
+    /// Threads in the pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// How the run stopped, once it has.
+    pub fn stopped(&self) -> Option<&Stop> {
+        self.stop.as_ref()
+    }
+
+    /// The memory report as of now.
+    pub fn memory_report(&mut self) -> MemoryReport {
+        let wb = memory::world_bytes(&self.world);
+        let scratch = self.world.resource::<ScratchArenas>();
+        let (scratch_hw, arenas) = (scratch.high_water_bytes() as u64, scratch.arenas() as u64);
+        let attributable =
+            wb.component_bytes() + wb.entity_bookkeeping_bytes + wb.resource_bytes() + scratch_hw;
+        let per = |b: u64| if wb.entities > 0 { b as f64 / wb.entities as f64 } else { 0.0 };
+        let stats = alloc::stats();
+        let ps = self.world.resource::<PhaseStats>();
+        let phases = Phase::ALL
+            .iter()
+            .map(|p| memory::PhaseReport {
+                phase: p.name().to_string(),
+                seconds: ps.total[p.index()].seconds,
+                allocations: ps.steady[p.index()].allocations,
+                bytes: ps.steady[p.index()].bytes,
+            })
+            .collect();
+        let rss_end = self.rss.sample();
+        self.rss_peak = self.rss_peak.max(rss_end);
+        MemoryReport {
+            entities: wb.entities,
+            bytes_per_entity: per(attributable),
+            attributable_bytes: attributable,
+            entity_bookkeeping: memory::EntityBookkeeping {
+                bytes: wb.entity_bookkeeping_bytes,
+                bytes_per_entity: per(wb.entity_bookkeeping_bytes),
+            },
+            components: wb.components,
+            resources: wb.resources,
+            scratch: memory::ScratchReport {
+                high_water_bytes: scratch_hw,
+                arenas,
+            },
+            heap: memory::HeapReport {
+                live_bytes: stats.live_bytes as u64,
+                peak_bytes: stats.peak_bytes as u64,
+                allocations: stats.allocations - self.alloc_start.allocations,
+                setup_bytes: self.setup_bytes,
+                counting: alloc::installed(),
+            },
+            steady_state: memory::SteadyState {
+                steps: self.steady_steps,
+                heap_allocations: self.steady_allocs,
+                heap_bytes: self.steady_bytes,
+            },
+            rss: memory::RssReport {
+                start_bytes: self.rss_start,
+                peak_bytes: self.rss_peak,
+                end_bytes: rss_end,
+            },
+            phases,
+            leak: memory::LeakReport {
+                slope_bytes_per_step: self.leak.slope(),
+                points: self.leak.len() as u64,
+            },
+            estimate: memory::EstimateReport {
+                bytes: self.estimate.total(),
+                bytes_per_entity: if self.estimate.entities > 0 {
+                    self.estimate.total() as f64 / self.estimate.entities as f64
+                } else {
+                    0.0
+                },
+                entities: self.estimate.entities,
+            },
+            samples: self.samples.clone(),
+        }
+    }
+
+    /// Finishes the run: flushes and renames output files, writes summary.json
+    /// and memory.json (when there is an output directory), and reports.
+    pub fn finish(mut self) -> Result<RunReport, SimError> {
+        let stop = self.stop.clone().unwrap_or(Stop::Completed);
+        let memory = self.memory_report();
+        let steps = self.clock().step;
+        let ps = self.world.resource::<PhaseStats>();
+        let summary = Summary {
+            scenario: self.scenario.name.clone(),
+            entities: memory.entities,
+            steps,
+            threads: self.threads(),
+            seed: self.scenario.run.seed,
+            setup_seconds: self.setup_seconds,
+            loop_seconds: self.loop_seconds,
+            entity_steps_per_second: if self.loop_seconds > 0.0 {
+                (memory.entities * steps) as f64 / self.loop_seconds
+            } else {
+                0.0
+            },
+            phase_seconds: Phase::ALL
+                .iter()
+                .map(|p| (p.name(), ps.total[p.index()].seconds))
+                .collect(),
+            bytes_per_entity: memory.bytes_per_entity,
+            steady_state_heap_allocations: memory.steady_state.heap_allocations,
+            plugins: self.plugin_names.clone(),
+            stop,
+        };
+        let mut files = self.world.resource_mut::<OutputFiles>();
+        let dir = files.dir().map(PathBuf::from);
+        files
+            .finish()
+            .map_err(|e| SimError::Io(format!("finishing outputs: {e}")))?;
+        if let Some(dir) = dir {
+            let io = |e: std::io::Error| SimError::Io(format!("{}: {e}", dir.display()));
+            output::write_atomic(&dir, "summary.json", to_json(&summary).as_bytes()).map_err(io)?;
+            output::write_atomic(&dir, "memory.json", to_json(&memory).as_bytes()).map_err(io)?;
+        }
+        self.created_dir = None;
+        Ok(RunReport { summary, memory })
+    }
+}
+
+/// Pretty JSON with a final newline.
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The engine's `begin` system: advance the step counter, open a scratch epoch.
+fn begin_step(mut clock: ResMut<Clock>, mut scratch: ResMut<ScratchArenas>) {
+    // The setup pass runs with step 0; every later pass advances by one.
+    if clock.passes > 0 {
+        clock.step += 1;
+    }
+    clock.passes += 1;
+    scratch.begin_step();
+}

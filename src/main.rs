@@ -1,0 +1,16 @@
+//! The `microcosm` command line: bundled scenarios and plugins.
+
+use microcosm_engine::alloc::CountingAlloc;
+use microcosm_engine::cli;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn main() {
+    let bundled = cli::Bundled {
+        assets: microcosm::assets_dir(),
+        default_scenario: "demo/brownian".into(),
+        default_steps: None,
+    };
+    std::process::exit(cli::main(&microcosm_sims::registry(), &bundled));
+}
