@@ -174,7 +174,11 @@ pub struct Builder<'a> {
     pub(crate) plugin: String,
     pub(crate) slot: usize,
     pub(crate) threads: usize,
+    pub(crate) spawns: &'a mut Vec<DeferredSpawn>,
 }
+
+/// A spawn queued by [`Builder::spawn_batch`].
+pub(crate) type DeferredSpawn = Box<dyn FnOnce(&mut World) + Send>;
 
 impl Builder<'_> {
     /// Adds systems to a phase, after earlier plugins' systems in that phase.
@@ -207,13 +211,20 @@ impl Builder<'_> {
     }
 
     /// Spawns entities from an iterator of bundles, reserving storage once.
+    ///
+    /// The spawn is deferred until every plugin has built and the schedule is
+    /// initialised, in call order: bevy_ecs 0.20 keeps each resource on an
+    /// entity in a sparse set indexed by entity index, so a resource inserted
+    /// after N entities costs about 4·N bytes. Spawning last avoids that.
     pub fn spawn_batch<I>(&mut self, bundles: I)
     where
-        I: IntoIterator,
+        I: IntoIterator + Send + 'static,
         I::IntoIter: Iterator + Send + Sync + 'static,
         I::Item: Bundle<Effect: bevy_ecs::bundle::NoBundleEffect>,
     {
-        self.world.spawn_batch(bundles);
+        self.spawns.push(Box::new(move |w: &mut World| {
+            w.spawn_batch(bundles);
+        }));
     }
 
     /// Declares a metrics.csv column; returns its index for [`Metrics::set`].

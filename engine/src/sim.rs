@@ -309,6 +309,7 @@ impl Sim {
         schedule.add_systems(output::write_metrics.in_set(Slot(Phase::Output, last)));
 
         let mut names = Vec::with_capacity(plugins.len());
+        let mut spawns = Vec::new();
         for (i, (name, p)) in plugins.into_iter().enumerate() {
             let mut b = Builder {
                 world: &mut world,
@@ -317,6 +318,7 @@ impl Sim {
                 plugin: name.clone(),
                 slot: i + 1,
                 threads,
+                spawns: &mut spawns,
             };
             p.build(&mut b).map_err(|err| SimError::Build {
                 file: String::new(),
@@ -327,6 +329,10 @@ impl Sim {
         output::open_metrics(&mut world).map_err(|e| SimError::Io(format!("metrics.csv: {e}")))?;
         if let Err(e) = schedule.initialize(&mut world) {
             return Err(SimError::Schedule(e.to_string(schedule.graph(), &world)));
+        }
+        // Entities last: see `Builder::spawn_batch`.
+        for spawn in spawns {
+            spawn(&mut world);
         }
         Ok((world, schedule, names))
     }
