@@ -31,7 +31,8 @@ fn step_throughput(c: &mut Criterion) {
     g.sample_size(20);
     for n in [10_000u64, 100_000] {
         for threads in [1usize, 2] {
-            let mut sim = Sim::new(scenario(n), &registry, RunOptions { threads, out: None }).unwrap();
+            let mut sim =
+                Sim::new(scenario(n), &registry, RunOptions { threads, out: None }).unwrap();
             sim.step();
             g.throughput(Throughput::Elements(n));
             g.bench_function(BenchmarkId::new(format!("{threads}t"), n), |b| {
@@ -50,7 +51,17 @@ fn build_bytes(c: &mut Criterion<AllocatedBytes>) {
     for n in [10_000u64, 100_000] {
         g.throughput(Throughput::Elements(n));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| Sim::new(scenario(n), &registry, RunOptions { threads: 1, out: None }).unwrap())
+            b.iter(|| {
+                Sim::new(
+                    scenario(n),
+                    &registry,
+                    RunOptions {
+                        threads: 1,
+                        out: None,
+                    },
+                )
+                .unwrap()
+            })
         });
     }
     g.finish();

@@ -37,7 +37,8 @@ fn steady_state_steps_make_zero_heap_allocations() {
         let m = sim.finish().unwrap().memory;
         assert_eq!(m.steady_state.steps, 55);
         assert_eq!(
-            m.steady_state.heap_allocations, 0,
+            m.steady_state.heap_allocations,
+            0,
             "threads={threads}: {} ({} bytes); per phase: {}",
             m.steady_state.heap_allocations,
             m.steady_state.heap_bytes,

@@ -27,7 +27,10 @@ fn state_hash(world: &mut World) -> u64 {
     rows.sort_by_key(|r| r.0);
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for (i, p, d) in rows {
-        for w in [i].into_iter().chain(p.iter().chain(&d).map(|x| x.to_bits())) {
+        for w in [i]
+            .into_iter()
+            .chain(p.iter().chain(&d).map(|x| x.to_bits()))
+        {
             h = (h ^ w as u64).wrapping_mul(0x100_0000_01b3);
         }
     }
@@ -53,7 +56,12 @@ fn one_and_two_threads_give_bitwise_identical_outputs() {
     let text = String::from_utf8(outs[0].0.clone()).unwrap();
     assert_eq!(text.lines().count(), 1 + 11, "header + steps 0, 5, ..., 50");
     // A different seed gives a different trajectory (the test can fail).
-    let mut sim = common::sim(&SCENARIO.replace("seed = 9", "seed = 10"), &registry, 2, None);
+    let mut sim = common::sim(
+        &SCENARIO.replace("seed = 9", "seed = 10"),
+        &registry,
+        2,
+        None,
+    );
     sim.run(|_, _| {});
     assert_ne!(state_hash(sim.world_mut()), outs[0].1);
 }

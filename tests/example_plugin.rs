@@ -27,11 +27,23 @@ fn example_plugin_runs_from_its_scenario_file_with_the_exact_answer() {
     let s = Scenario::load(&file, "damping", &["run.steps=40".into()]).unwrap();
     let (gamma, dt, v0) = (0.5f64, 0.01f64, 2.0f64);
     let dir = common::temp_dir("example-damping");
-    let mut sim = Sim::new(s, &registry(), RunOptions { threads: 2, out: Some(dir.clone()) }).unwrap();
+    let mut sim = Sim::new(
+        s,
+        &registry(),
+        RunOptions {
+            threads: 2,
+            out: Some(dir.clone()),
+        },
+    )
+    .unwrap();
     sim.run(|_, _| {});
     let r = sim.finish().unwrap();
     assert_eq!(r.summary.entities, 50_000);
-    assert_eq!(r.memory.steady_state.heap_allocations, 0, "{:?}", r.memory.phases);
+    assert_eq!(
+        r.memory.steady_state.heap_allocations, 0,
+        "{:?}",
+        r.memory.phases
+    );
 
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let mut lines = csv.lines();
@@ -44,7 +56,10 @@ fn example_plugin_runs_from_its_scenario_file_with_the_exact_answer() {
         // Every body's speed is v0·fⁿ, computed by the same n multiplications.
         let mut expect = v0;
         (0..step).for_each(|_| expect *= f);
-        assert!((v - expect).abs() <= 1e-12 * expect, "step {step}: {v} vs {expect}");
+        assert!(
+            (v - expect).abs() <= 1e-12 * expect,
+            "step {step}: {v} vs {expect}"
+        );
         // And it follows the exact solution v0·exp(-γ t).
         let exact = v0 * (-gamma * dt * step as f64).exp();
         assert!((v - exact).abs() < 1e-12, "step {step}: {v} vs {exact}");

@@ -28,7 +28,11 @@ pub struct Bundled {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "microcosm", version, about = "A data-oriented ECS simulation engine")]
+#[command(
+    name = "microcosm",
+    version,
+    about = "A data-oriented ECS simulation engine"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -86,7 +90,9 @@ pub fn main(registry: &Registry, bundled: &Bundled) -> i32 {
         }
         Some(Cmd::List) => list(registry, bundled, &mut out),
         Some(Cmd::Run(args)) => run(registry, bundled, args, &mut out),
-        Some(Cmd::Estimate { scenario, set }) => estimate(registry, bundled, &scenario, &set, &mut out),
+        Some(Cmd::Estimate { scenario, set }) => {
+            estimate(registry, bundled, &scenario, &set, &mut out)
+        }
     }
 }
 
@@ -99,7 +105,9 @@ fn fail(e: impl std::fmt::Display, code: i32) -> i32 {
 pub fn locate(bundled: &Bundled, s: &str) -> Result<(PathBuf, String), ScenarioError> {
     let p = Path::new(s);
     if s.ends_with(".toml") || p.is_file() {
-        let name = p.file_stem().map_or(s.into(), |n| n.to_string_lossy().into_owned());
+        let name = p
+            .file_stem()
+            .map_or(s.into(), |n| n.to_string_lossy().into_owned());
         return Ok((p.to_path_buf(), name));
     }
     let f = bundled.assets.join(format!("{s}.toml"));
@@ -124,7 +132,9 @@ pub fn bundled_scenarios(assets: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![assets.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -165,7 +175,13 @@ fn list(registry: &Registry, bundled: &Bundled, out: &mut impl Write) -> i32 {
     0
 }
 
-fn estimate(registry: &Registry, bundled: &Bundled, s: &str, set: &[String], out: &mut impl Write) -> i32 {
+fn estimate(
+    registry: &Registry,
+    bundled: &Bundled,
+    s: &str,
+    set: &[String],
+    out: &mut impl Write,
+) -> i32 {
     let scenario = match load(bundled, s, set) {
         Ok(s) => s,
         Err(e) => return fail(e, 2),
@@ -174,11 +190,19 @@ fn estimate(registry: &Registry, bundled: &Bundled, s: &str, set: &[String], out
         Ok(x) => x,
         Err(e) => return fail(e, 2),
     };
-    let _ = writeln!(out, "estimate for {} ({} entities)", scenario.name, e.entities);
+    let _ = writeln!(
+        out,
+        "estimate for {} ({} entities)",
+        scenario.name, e.entities
+    );
     for (what, b) in &e.lines {
         let _ = writeln!(out, "  {what:<48} {b:>14} B");
     }
-    let per = if e.entities > 0 { e.total() as f64 / e.entities as f64 } else { 0.0 };
+    let per = if e.entities > 0 {
+        e.total() as f64 / e.entities as f64
+    } else {
+        0.0
+    };
     let _ = writeln!(out, "estimate_bytes: {}", e.total());
     let _ = writeln!(out, "estimate_bytes_per_entity: {per:.1}");
     if let Some(b) = scenario.run.budget_bytes() {
@@ -231,7 +255,11 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
     print_report(&report, &dir, out);
     match &report.summary.stop {
         Stop::Completed => 0,
-        Stop::MemoryBudget { step, live_bytes, budget_bytes } => {
+        Stop::MemoryBudget {
+            step,
+            live_bytes,
+            budget_bytes,
+        } => {
             eprintln!(
                 "error: live heap {live_bytes} B went over run.memory_budget_mb ({budget_bytes} B) after step {step}; stopped, outputs flushed"
             );
@@ -250,10 +278,8 @@ fn progress_bar(steps: u64) -> Option<indicatif::ProgressBar> {
     }
     let b = indicatif::ProgressBar::new(steps);
     b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} steps  {per_sec}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(b)
 }
@@ -274,7 +300,11 @@ pub fn print_report(r: &RunReport, dir: &Path, out: &mut impl Write) {
     let _ = writeln!(out, "seed: {}", s.seed);
     let _ = writeln!(out, "setup_seconds: {:.4}", s.setup_seconds);
     let _ = writeln!(out, "wall_seconds: {:.4}", s.loop_seconds);
-    let _ = writeln!(out, "entity_steps_per_second: {:.4e}", s.entity_steps_per_second);
+    let _ = writeln!(
+        out,
+        "entity_steps_per_second: {:.4e}",
+        s.entity_steps_per_second
+    );
     let _ = writeln!(out, "bytes_per_entity: {:.1}", m.bytes_per_entity);
     let _ = writeln!(
         out,
@@ -292,18 +322,37 @@ pub fn print_memory_table(m: &MemoryReport, out: &mut impl Write) {
     let _ = writeln!(out, "  {:<34} {:>14} {:>12}", "what", "bytes", "B/entity");
     for c in &m.components {
         let label = format!("component {} ({} B + 8 ticks)", c.name, c.size);
-        let _ = writeln!(out, "  {label:<34} {:>14} {:>12.1}", c.capacity_bytes, c.capacity_bytes as f64 / n);
+        let _ = writeln!(
+            out,
+            "  {label:<34} {:>14} {:>12.1}",
+            c.capacity_bytes,
+            c.capacity_bytes as f64 / n
+        );
     }
     let eb = m.entity_bookkeeping.bytes;
-    let _ = writeln!(out, "  {:<34} {eb:>14} {:>12.1}", "entity bookkeeping", eb as f64 / n);
+    let _ = writeln!(
+        out,
+        "  {:<34} {eb:>14} {:>12.1}",
+        "entity bookkeeping",
+        eb as f64 / n
+    );
     for res in &m.resources {
         let label = format!("resource {}", res.name);
-        let _ = writeln!(out, "  {label:<34} {:>14} {:>12.1}", res.bytes, res.bytes as f64 / n);
+        let _ = writeln!(
+            out,
+            "  {label:<34} {:>14} {:>12.1}",
+            res.bytes,
+            res.bytes as f64 / n
+        );
     }
     let sc = m.scratch.high_water_bytes;
     let label = format!("scratch high water ({} arenas)", m.scratch.arenas);
     let _ = writeln!(out, "  {label:<34} {sc:>14} {:>12.1}", sc as f64 / n);
-    let _ = writeln!(out, "  {:<34} {:>14} {:>12.1}", "total attributable", m.attributable_bytes, m.bytes_per_entity);
+    let _ = writeln!(
+        out,
+        "  {:<34} {:>14} {:>12.1}",
+        "total attributable", m.attributable_bytes, m.bytes_per_entity
+    );
     let _ = writeln!(
         out,
         "  estimate {}; heap live {}, peak {}; RSS start {}, peak {}, end {}; leak {:.1} B/step",

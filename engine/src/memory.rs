@@ -83,7 +83,11 @@ impl WorldBytes {
 
 /// Capacity of a vector that grew by doubling (std's growth from 4) to hold `n`.
 fn doubled_capacity(n: u64) -> u64 {
-    if n == 0 { 0 } else { n.next_power_of_two().max(4) }
+    if n == 0 {
+        0
+    } else {
+        n.next_power_of_two().max(4)
+    }
 }
 
 /// Reads the world's storage.
@@ -103,7 +107,11 @@ pub fn world_bytes(world: &World) -> WorldBytes {
         let (mut n, mut cap) = (0u64, 0u64);
         match info.storage_type() {
             StorageType::Table => {
-                for t in tables.iter().filter(user_table).filter(|t| t.has_column(id)) {
+                for t in tables
+                    .iter()
+                    .filter(user_table)
+                    .filter(|t| t.has_column(id))
+                {
                     n += t.entity_count() as u64;
                     cap += t.capacity() as u64;
                 }
@@ -130,7 +138,11 @@ pub fn world_bytes(world: &World) -> WorldBytes {
             entities: n,
             bytes: n * row,
             capacity_bytes: cap * row,
-            bytes_per_entity: if n > 0 { (cap * row) as f64 / n as f64 } else { 0.0 },
+            bytes_per_entity: if n > 0 {
+                (cap * row) as f64 / n as f64
+            } else {
+                0.0
+            },
             size: info.layout().size() as u64,
         });
     }
@@ -395,7 +407,8 @@ impl Estimate {
             + (size_of::<Entity>() + size_of::<ArchetypeEntity>()) as u64;
         self.entities += n;
         self.component_bytes += n * row;
-        self.lines.push((format!("{what}: {n} entities × {row} B"), n * row));
+        self.lines
+            .push((format!("{what}: {n} entities × {row} B"), n * row));
     }
 
     /// A resource or buffer of `bytes`.

@@ -49,7 +49,9 @@ impl OutputFiles {
 
     /// Opens `name` for writing (as `name.part` until [`OutputFiles::finish`]).
     pub fn open(&mut self, name: &str) -> io::Result<Option<FileId>> {
-        let Some(dir) = &self.dir else { return Ok(None) };
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
         let fin = dir.join(name);
         let part = dir.join(format!("{name}.part"));
         let w = BufWriter::with_capacity(1 << 16, File::create(&part)?);
@@ -136,7 +138,10 @@ impl Metrics {
 
     /// A column's value in the current row, by name.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.columns.iter().position(|c| *c == name).map(|i| self.row[i])
+        self.columns
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| self.row[i])
     }
 }
 
@@ -159,7 +164,11 @@ pub(crate) fn open_metrics(world: &mut World) -> io::Result<()> {
 }
 
 /// The engine's output system: writes the metrics row on sampled steps.
-pub(crate) fn write_metrics(clock: Res<Clock>, mut m: ResMut<Metrics>, mut files: ResMut<OutputFiles>) {
+pub(crate) fn write_metrics(
+    clock: Res<Clock>,
+    mut m: ResMut<Metrics>,
+    mut files: ResMut<OutputFiles>,
+) {
     if !clock.is_sample_step() {
         return;
     }

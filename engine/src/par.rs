@@ -41,7 +41,11 @@ where
 }
 
 /// Sum of `f(index, item)` over `items`, in fixed chunk order.
-pub fn sum<T: Sync>(scratch: &ScratchArenas, items: &[T], f: impl Fn(usize, &T) -> f64 + Sync + Send) -> f64 {
+pub fn sum<T: Sync>(
+    scratch: &ScratchArenas,
+    items: &[T],
+    f: impl Fn(usize, &T) -> f64 + Sync + Send,
+) -> f64 {
     map_reduce(
         scratch,
         items,
@@ -60,7 +64,10 @@ mod tests {
     fn sum_is_bitwise_identical_across_pool_sizes() {
         let xs: Vec<f64> = (0..100_003).map(|i| 1.0 / (1.0 + i as f64)).collect();
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let s = ScratchArenas::new(threads);
             pool.install(|| sum(&s, &xs, |_, x| x * x * 1e3 + x))
         };

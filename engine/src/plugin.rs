@@ -101,6 +101,9 @@ pub trait PluginConfig: Plugin + DeserializeOwned + Sized {
     }
 }
 
+/// Instantiated plugins with their scenario names, in scenario order.
+pub type Plugins = Vec<(String, Box<dyn Plugin>)>;
+
 type Make = fn(toml::Value) -> Result<Box<dyn Plugin>, Invalid>;
 
 fn make<P: PluginConfig>(v: toml::Value) -> Result<Box<dyn Plugin>, Invalid> {
@@ -133,26 +136,32 @@ impl Registry {
     }
 
     /// Instantiates and validates every plugin of a scenario, in order.
-    pub fn instantiate(&self, s: &Scenario) -> Result<Vec<(String, Box<dyn Plugin>)>, ScenarioError> {
-        let mut out: Vec<(String, Box<dyn Plugin>)> = Vec::new();
+    pub fn instantiate(&self, s: &Scenario) -> Result<Plugins, ScenarioError> {
+        let mut out: Plugins = Vec::new();
         for (name, table) in &s.plugins {
             let key = format!("plugins.{name}");
             let (_, make) = self.entries.get(name.as_str()).ok_or_else(|| {
                 let known: Vec<_> = self.names().collect();
-                s.key_error(&key, format!("unknown plugin (known: {})", known.join(", ")))
+                s.key_error(
+                    &key,
+                    format!("unknown plugin (known: {})", known.join(", ")),
+                )
             })?;
             let p = make(toml::Value::Table(table.clone())).map_err(|i| {
                 s.key_error(
-                    &if i.key.is_empty() { key.clone() } else { format!("{key}.{}", i.key) },
+                    &if i.key.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{key}.{}", i.key)
+                    },
                     i.reason,
                 )
             })?;
             for req in p.requires() {
                 if !out.iter().any(|(n, _)| n == req) {
-                    return Err(s.key_error(
-                        &key,
-                        format!("requires plugin `{req}` listed before it"),
-                    ));
+                    return Err(
+                        s.key_error(&key, format!("requires plugin `{req}` listed before it"))
+                    );
                 }
             }
             out.push((name.clone(), p));
@@ -189,7 +198,8 @@ impl Builder<'_> {
         systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
     ) -> &mut Self {
         let cfg: ScheduleConfigs<ScheduleSystem> = systems.into_configs();
-        self.schedule.add_systems(cfg.in_set(Slot(phase, self.slot)));
+        self.schedule
+            .add_systems(cfg.in_set(Slot(phase, self.slot)));
         self
     }
 
@@ -200,12 +210,18 @@ impl Builder<'_> {
     }
 
     /// Inserts a resource and lists its heap bytes in the memory report.
-    pub fn insert_resource_with_footprint<R: Resource + crate::Footprint>(&mut self, r: R) -> &mut Self {
+    pub fn insert_resource_with_footprint<R: Resource + crate::Footprint>(
+        &mut self,
+        r: R,
+    ) -> &mut Self {
         self.world.insert_resource(r);
         let name = short_type_name::<R>();
         let mut f = self.world.get_resource_or_init::<Footprints>();
         if !f.0.iter().any(|e| e.name == name) {
-            f.0.push(FootprintEntry { name, read: reader::<R> });
+            f.0.push(FootprintEntry {
+                name,
+                read: reader::<R>,
+            });
         }
         self
     }

@@ -119,7 +119,11 @@ impl Rng {
             return 0;
         }
         let g = (self.uniform_open0().ln() / (-p).ln_1p()).floor();
-        if g >= u64::MAX as f64 { u64::MAX } else { g as u64 }
+        if g >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            g as u64
+        }
     }
 }
 
@@ -167,7 +171,10 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 5.0 / (n as f64).sqrt(), "mean {mean}");
         // Var of the sample variance of N(0,1) is 2/n.
-        assert!((var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "var {var}");
+        assert!(
+            (var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(),
+            "var {var}"
+        );
     }
 
     #[test]

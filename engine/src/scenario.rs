@@ -109,7 +109,10 @@ impl RunConfig {
         if let Some(mb) = self.memory_budget_mb
             && !(mb.is_finite() && mb > 0.0)
         {
-            return Err(Invalid::new("memory_budget_mb", "must be a positive number"));
+            return Err(Invalid::new(
+                "memory_budget_mb",
+                "must be a positive number",
+            ));
         }
         Ok(())
     }
@@ -170,7 +173,10 @@ impl Scenario {
         }
         for key in doc.keys() {
             if key != "run" && key != "plugins" {
-                return Err(key_err(key, "unknown key (expected `run` or `plugins`)".into()));
+                return Err(key_err(
+                    key,
+                    "unknown key (expected `run` or `plugins`)".into(),
+                ));
             }
         }
         let run_value = doc
@@ -187,13 +193,19 @@ impl Scenario {
                 .ok_or_else(|| key_err("plugins", "must be a table of plugin tables".into()))?;
             for (k, v) in t {
                 let table = v.as_table().ok_or_else(|| {
-                    key_err(&format!("plugins.{k}"), "must be a table of parameters".into())
+                    key_err(
+                        &format!("plugins.{k}"),
+                        "must be a table of parameters".into(),
+                    )
                 })?;
                 plugins.push((k.clone(), table.clone()));
             }
         }
         if plugins.is_empty() {
-            return Err(key_err("plugins", "no plugin: a scenario needs at least one".into()));
+            return Err(key_err(
+                "plugins",
+                "no plugin: a scenario needs at least one".into(),
+            ));
         }
         Ok(Scenario {
             name: name.to_string(),
@@ -299,9 +311,15 @@ mod tests {
     fn errors_name_file_key_and_reason() {
         let e = parse("[run]\nsteps = 10\nstesp = 3\n[plugins.a]\n", &[]).unwrap_err();
         let m = e.to_string();
-        assert!(m.starts_with("t.toml: key `run.stesp`: unknown field `stesp`"), "{m}");
+        assert!(
+            m.starts_with("t.toml: key `run.stesp`: unknown field `stesp`"),
+            "{m}"
+        );
         let e = parse(OK, &["run.steps=ten"]).unwrap_err().to_string();
-        assert!(e.contains("key `run.steps`") && e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains("key `run.steps`") && e.contains("invalid type"),
+            "{e}"
+        );
         let e = parse(OK, &["run.sample_every=0"]).unwrap_err().to_string();
         assert_eq!(e, "t.toml: key `run.sample_every`: must be at least 1");
         let e = parse("[run]\nsteps = 1\n", &[]).unwrap_err().to_string();

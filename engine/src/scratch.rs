@@ -136,12 +136,18 @@ mod tests {
     #[test]
     fn reset_at_new_epoch_reuses_memory_and_reports_high_water() {
         let mut s = ScratchArenas::new(1);
+        // One chunk large enough for the whole test: a reset keeps the last chunk.
+        s.warm(64 << 10);
+        s.begin_step();
         let p1 = s.with(|b| b.alloc_slice_fill_copy(1000, 1u8).as_ptr() as usize);
         let p1b = s.with(|b| b.alloc_slice_fill_copy(1000, 2u8).as_ptr() as usize);
         assert_ne!(p1, p1b, "same epoch: the first allocation is still live");
         s.begin_step();
         let p2 = s.with(|b| b.alloc_slice_fill_copy(1000, 3u8).as_ptr() as usize);
-        assert_eq!(p1, p2, "new epoch: the arena was reset and reuses its chunk");
+        assert_eq!(
+            p1, p2,
+            "new epoch: the arena was reset and reuses its chunk"
+        );
         s.with(|b| b.alloc_slice_fill_copy(1 << 20, 0u8).len());
         s.begin_step();
         assert!(s.high_water_bytes() >= 1 << 20);

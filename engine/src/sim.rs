@@ -19,7 +19,7 @@ use crate::footprint::Footprints;
 use crate::memory::{self, Estimate, MemoryReport, MemorySample, Rss, Slope};
 use crate::output::{self, Metrics, OutputFiles};
 use crate::phase::{Clock, Phase, PhaseStats, Probe, probe, stepping};
-use crate::plugin::{BuildError, Builder, Plugin, Registry, Slot};
+use crate::plugin::{BuildError, Builder, Plugins, Registry, Slot};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::scratch::ScratchArenas;
 
@@ -51,7 +51,9 @@ pub enum SimError {
         err: BuildError,
     },
     /// The estimate is over `memory_budget_mb`.
-    #[error("{file}: key `run.memory_budget_mb`: the estimate, {estimate_mb:.1} MB, is over the budget of {budget_mb:.1} MB")]
+    #[error(
+        "{file}: key `run.memory_budget_mb`: the estimate, {estimate_mb:.1} MB, is over the budget of {budget_mb:.1} MB"
+    )]
     OverBudget {
         /// The scenario file.
         file: String,
@@ -161,7 +163,7 @@ pub struct Sim {
 pub fn estimate(
     scenario: &Scenario,
     registry: &Registry,
-) -> Result<(Vec<(String, Box<dyn Plugin>)>, Estimate), ScenarioError> {
+) -> Result<(Plugins, Estimate), ScenarioError> {
     let plugins = registry.instantiate(scenario)?;
     let mut e = Estimate::default();
     for (_, p) in &plugins {
@@ -255,16 +257,17 @@ impl Sim {
         };
         sim.run_schedule();
         sim.warm_scratch();
-        sim.setup_bytes = alloc::stats().live_bytes.saturating_sub(alloc_start.live_bytes) as u64;
+        sim.setup_bytes = alloc::stats()
+            .live_bytes
+            .saturating_sub(alloc_start.live_bytes) as u64;
         sim.setup_seconds = t0.elapsed().as_secs_f64();
         sim.sample_memory(0);
         Ok(sim)
     }
 
-    #[allow(clippy::type_complexity)]
     fn build(
         scenario: &Scenario,
-        plugins: Vec<(String, Box<dyn Plugin>)>,
+        plugins: Plugins,
         threads: usize,
         out: Option<PathBuf>,
     ) -> Result<(World, Schedule, Vec<String>), SimError> {
@@ -472,7 +475,13 @@ impl Sim {
         let (scratch_hw, arenas) = (scratch.high_water_bytes() as u64, scratch.arenas() as u64);
         let attributable =
             wb.component_bytes() + wb.entity_bookkeeping_bytes + wb.resource_bytes() + scratch_hw;
-        let per = |b: u64| if wb.entities > 0 { b as f64 / wb.entities as f64 } else { 0.0 };
+        let per = |b: u64| {
+            if wb.entities > 0 {
+                b as f64 / wb.entities as f64
+            } else {
+                0.0
+            }
+        };
         let stats = alloc::stats();
         let ps = self.world.resource::<PhaseStats>();
         let phases = Phase::ALL

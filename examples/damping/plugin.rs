@@ -79,7 +79,9 @@ impl Plugin for Damping {
 }
 
 fn damp(mut q: Query<&mut Velocity>, s: Res<DampingState>) {
-    let Ok(iter) = q.contiguous_iter_mut() else { return };
+    let Ok(iter) = q.contiguous_iter_mut() else {
+        return;
+    };
     for mut v in iter {
         for v in v.bypass_change_detection() {
             v.0.iter_mut().for_each(|c| *c *= s.factor);
@@ -87,11 +89,18 @@ fn damp(mut q: Query<&mut Velocity>, s: Res<DampingState>) {
     }
 }
 
-fn mean_speed(q: Query<&Velocity>, s: Res<DampingState>, scratch: Res<ScratchArenas>, mut m: ResMut<Metrics>) {
+fn mean_speed(
+    q: Query<&Velocity>,
+    s: Res<DampingState>,
+    scratch: Res<ScratchArenas>,
+    mut m: ResMut<Metrics>,
+) {
     let (mut sum, mut n) = (0.0, 0);
     if let Ok(iter) = q.contiguous_iter() {
         for v in iter {
-            sum += par::sum(&scratch, v, |_, v| v.0.iter().map(|c| c * c).sum::<f64>().sqrt());
+            sum += par::sum(&scratch, v, |_, v| {
+                v.0.iter().map(|c| c * c).sum::<f64>().sqrt()
+            });
             n += v.len();
         }
     }

@@ -123,7 +123,9 @@ pub fn diffuse(
     let p = *params;
     let sigma = (2.0 * p.diffusion as f64 * p.dt).sqrt();
     let (seed, step) = (clock.seed, clock.step);
-    let Ok(iter) = q.contiguous_iter_mut() else { return };
+    let Ok(iter) = q.contiguous_iter_mut() else {
+        return;
+    };
     for (entities, mut pos, mut disp) in iter {
         let pos = pos.bypass_change_detection();
         let disp = disp.bypass_change_detection();

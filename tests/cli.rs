@@ -1,0 +1,231 @@
+//! The `microcosm` binary: bad input exits 2 naming file and key and writes
+//! nothing; list, estimate, run and the budget stop behave as documented.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_microcosm"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = "[run]\nsteps = 4\n[plugins.brownian]\nparticles = 100\n[plugins.msd]\n";
+
+#[test]
+fn unknown_key_exits_2_names_the_key_and_creates_no_output_dir() {
+    let d = tmp("unknown-key");
+    let f = d.join("bad.toml");
+    std::fs::write(
+        &f,
+        GOOD.replace("particles = 100", "particles = 100\nparticels = 5"),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let o = bin()
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("key `plugins.brownian.particels`"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+    assert!(!out.exists(), "output directory was created");
+}
+
+#[test]
+fn bad_values_and_overrides_exit_2_with_file_key_and_reason() {
+    let d = tmp("bad-values");
+    let f = d.join("s.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let out = d.join("out");
+    for (args, key, reason) in [
+        (
+            vec!["--set", "plugins.brownian.particles=0"],
+            "plugins.brownian.particles",
+            "at least 1",
+        ),
+        (
+            vec!["--set", "plugins.brownian.dt=fast"],
+            "plugins.brownian.dt",
+            "invalid type",
+        ),
+        (
+            vec!["--set", "run.sample_every=0"],
+            "run.sample_every",
+            "at least 1",
+        ),
+        (
+            vec!["--set", "plugins.nosuch.x=1"],
+            "plugins.nosuch",
+            "unknown plugin",
+        ),
+        (
+            vec!["--set", "run.memory_budget_mb=0.001"],
+            "run.memory_budget_mb",
+            "over the budget",
+        ),
+    ] {
+        let o = bin()
+            .arg("run")
+            .arg(&f)
+            .args(&args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("key `{key}`")) && err.contains(reason),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("s.toml"), "{err}");
+        assert!(!out.exists(), "{args:?} created the output directory");
+    }
+    let o = bin().args(["run", "no/such-scenario"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no/such-scenario"));
+}
+
+#[test]
+fn run_writes_outputs_and_stable_summary_lines() {
+    let d = tmp("run");
+    let f = d.join("s.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let out = d.join("out");
+    let o = bin()
+        .arg("run")
+        .arg(&f)
+        .args(["--steps", "6", "--seed", "3", "--threads", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for line in [
+        "entities: 100\n",
+        "steps: 6\n",
+        "threads: 1\n",
+        "seed: 3\n",
+        "steady_state_heap_allocations: 0 (5 steps)\n",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    for key in [
+        "wall_seconds: ",
+        "entity_steps_per_second: ",
+        "bytes_per_entity: ",
+    ] {
+        assert!(stdout.lines().any(|l| l.starts_with(key)), "missing {key}");
+    }
+    let names = ["metrics.csv", "summary.json", "memory.json"];
+    for n in names {
+        assert!(out.join(n).is_file(), "{n} missing");
+    }
+    let count = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(count, names.len(), "no .part files left");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["entities"], 100);
+    assert_eq!(summary["steps"], 6);
+    assert_eq!(summary["seed"], 3);
+    let mem: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("memory.json")).unwrap()).unwrap();
+    for k in [
+        "entities",
+        "bytes_per_entity",
+        "components",
+        "resources",
+        "scratch",
+        "heap",
+        "steady_state",
+        "rss",
+        "phases",
+        "leak",
+        "estimate",
+    ] {
+        assert!(mem.get(k).is_some(), "memory.json lacks {k}");
+    }
+    assert_eq!(mem["phases"].as_array().unwrap().len(), 6);
+    assert!(mem["rss"]["peak_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn live_heap_over_budget_stops_with_exit_4_and_flushed_outputs() {
+    // The estimate (~10 kB) is under the budget; the process's live heap is not.
+    let d = tmp("budget");
+    let f = d.join("s.toml");
+    std::fs::write(
+        &f,
+        GOOD.replace("steps = 4", "steps = 50\nmemory_budget_mb = 0.05"),
+    )
+    .unwrap();
+    let out = d.join("out");
+    let o = bin()
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("memory_budget_mb"), "{err}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("memory_budget"));
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "header, step 0, step 1:\n{csv}");
+}
+
+#[test]
+fn list_and_estimate() {
+    let o = bin().arg("list").output().unwrap();
+    let (stdout, _) = text(&o);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("demo/brownian ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plugins:") && stdout.contains("msd"));
+    let o = bin()
+        .args([
+            "estimate",
+            "demo/brownian",
+            "--set",
+            "plugins.brownian.particles=1000",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // 1000 × (2 × (12 + 8) + 8 + 16) + entity metadata (1000 + 16 → 1024 slots × 24 B).
+    assert!(stdout.contains("estimate_bytes: 88576\n"), "{stdout}");
+}
+
+#[test]
+fn bare_microcosm_runs_the_default_scenario() {
+    let d = tmp("bare");
+    let o = bin().current_dir(&d).output().unwrap();
+    let (stdout, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(stdout.contains("scenario: demo/brownian"));
+    assert!(stdout.contains("memory ("), "memory table printed");
+    assert!(d.join("runs/demo/brownian/memory.json").is_file());
+}
