@@ -1,6 +1,7 @@
 //! Engine benches on the Brownian demo: warm-world step throughput
-//! (entity-steps/s) at 1 and 2 threads, and heap bytes per entity of building
-//! a sim (the `AllocatedBytes` measurement, reported as B/elem).
+//! (entity-steps/s) at 1 and 2 threads, and heap bytes per entity of a built
+//! sim — retained (`LiveBytes`) and allocated on the way (`AllocatedBytes`),
+//! both reported as B/elem.
 //!
 //! `cargo bench --bench engine`; `cargo bench -- --test` runs each once.
 
@@ -9,7 +10,7 @@ use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
-use microcosm::engine::bench::AllocatedBytes;
+use microcosm::engine::bench::{AllocatedBytes, LiveBytes};
 use microcosm::engine::{RunOptions, Scenario, Sim};
 
 #[global_allocator]
@@ -39,6 +40,31 @@ fn step_throughput(c: &mut Criterion) {
                 b.iter(|| black_box(sim.step()))
             });
         }
+    }
+    g.finish();
+}
+
+/// Cold: heap bytes a built sim of `n` particles holds, per particle (its
+/// outputs are dropped after the measurement).
+fn live_bytes(c: &mut Criterion<LiveBytes>) {
+    let registry = microcosm::sims::registry();
+    let mut g = c.benchmark_group("brownian_live_bytes");
+    g.sample_size(10);
+    for n in [10_000u64, 100_000] {
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_with_large_drop(|| {
+                Sim::new(
+                    scenario(n),
+                    &registry,
+                    RunOptions {
+                        threads: 1,
+                        out: None,
+                    },
+                )
+                .unwrap()
+            })
+        });
     }
     g.finish();
 }
@@ -73,4 +99,9 @@ criterion_group! {
     config = Criterion::default().with_measurement(AllocatedBytes);
     targets = build_bytes
 }
-criterion_main!(time, bytes);
+criterion_group! {
+    name = live;
+    config = Criterion::default().with_measurement(LiveBytes);
+    targets = live_bytes
+}
+criterion_main!(time, live, bytes);

@@ -60,10 +60,16 @@ struct Leaky {
 #[derive(Resource, Default)]
 struct Leaked(Vec<Box<[u8]>>);
 
+impl Footprint for Leaked {
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes() + self.0.iter().map(|b| b.len()).sum::<usize>()
+    }
+}
+
 impl Plugin for Leaky {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
         let n = self.bytes;
-        b.insert_resource(Leaked(Vec::with_capacity(1 << 16)));
+        b.insert_resource_with_footprint(Leaked(Vec::with_capacity(1 << 16)));
         b.add_systems(Phase::Evolve, move |mut l: ResMut<Leaked>| {
             l.0.push(vec![1u8; n].into_boxed_slice())
         });
@@ -103,6 +109,14 @@ fn a_leak_shows_as_slope_and_the_budget_stops_the_run_with_outputs_flushed() {
     assert!(live_bytes > budget_bytes);
     assert!((60..=80).contains(&step), "stopped at step {step}");
     let r = sim.finish().unwrap();
+    // The resource reports its heap through `Footprint`: step × 100 kB + the Vec.
+    let leaked = r
+        .memory
+        .resources
+        .iter()
+        .find(|r| r.name == "Leaked")
+        .unwrap();
+    assert_eq!(leaked.bytes, step * 100_000 + (1 << 16) * 16);
     let slope = r.memory.leak.slope_bytes_per_step;
     assert!((slope - 100_000.0).abs() < 1_000.0, "leak slope {slope}");
     assert!(r.memory.steady_state.heap_allocations >= step - 2);

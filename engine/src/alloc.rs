@@ -2,9 +2,20 @@
 //!
 //! Install it once per binary, test or bench:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static ALLOC: microcosm_engine::alloc::CountingAlloc = microcosm_engine::alloc::CountingAlloc;
+//!
+//! # fn main() {
+//! use microcosm_engine::alloc;
+//! assert!(alloc::installed());
+//! let before = alloc::stats();
+//! let v = std::hint::black_box(vec![0u8; 1000]);
+//! let (allocations, bytes) = alloc::stats().since(&before);
+//! assert_eq!((allocations, bytes), (1, 1000));
+//! assert!(alloc::stats().live_bytes >= before.live_bytes + 1000);
+//! drop(v);
+//! # }
 //! ```
 //!
 //! Counters are process-wide relaxed atomics (one `fetch_add` per allocation
@@ -38,7 +49,10 @@ fn on_alloc(size: usize) {
 // `System`, which upholds the `GlobalAlloc` contract; the counting only touches
 // atomics and never allocates. Exercised by every test binary that installs it
 // (e.g. `tests/alloc_counts.rs`, `engine` unit test `counting_alloc_counts`).
-#[allow(unsafe_code)]
+#[expect(
+    unsafe_code,
+    reason = "a GlobalAlloc impl is unsafe by definition; it only forwards to System"
+)]
 unsafe impl GlobalAlloc for CountingAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -1,10 +1,20 @@
-//! A criterion [`Measurement`] of heap bytes allocated, so benches measure
-//! memory as well as time (needs [`crate::alloc::CountingAlloc`] installed).
+//! Criterion [`Measurement`]s of heap bytes, so benches measure memory as
+//! well as time (they need [`crate::alloc::CountingAlloc`] installed):
 //!
-//! ```ignore
-//! let mut c = Criterion::default().with_measurement(AllocatedBytes);
-//! let mut g = c.benchmark_group("spawn");
-//! g.throughput(Throughput::Elements(n)); // reported as bytes per entity
+//! * [`AllocatedBytes`] — bytes allocated by the routine (allocation traffic,
+//!   freed or not);
+//! * [`LiveBytes`] — bytes the routine's outputs still hold when it ends; use
+//!   it with `iter_with_large_drop`, which drops the outputs after measuring.
+//!
+//! ```no_run
+//! use criterion::{Criterion, Throughput};
+//! use microcosm_engine::bench::LiveBytes;
+//!
+//! let n = 1000;
+//! let mut c = Criterion::default().with_measurement(LiveBytes);
+//! let mut g = c.benchmark_group("build");
+//! g.throughput(Throughput::Elements(n)); // reported as bytes per element
+//! g.bench_function("vec", |b| b.iter_with_large_drop(|| vec![0u64; n as usize]));
 //! ```
 
 use criterion::Throughput;
@@ -26,6 +36,39 @@ impl Measurement for AllocatedBytes {
 
     fn end(&self, i: u64) -> u64 {
         alloc::stats().allocated_bytes - i
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &BytesFormatter
+    }
+}
+
+/// Live heap bytes added by the routine and still held at its end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveBytes;
+
+impl Measurement for LiveBytes {
+    type Intermediate = usize;
+    type Value = u64;
+
+    fn start(&self) -> usize {
+        alloc::stats().live_bytes
+    }
+
+    fn end(&self, i: usize) -> u64 {
+        alloc::stats().live_bytes.saturating_sub(i) as u64
     }
 
     fn add(&self, a: &u64, b: &u64) -> u64 {

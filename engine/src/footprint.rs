@@ -35,6 +35,18 @@ pub(crate) struct FootprintEntry {
 #[derive(Resource, Default, Clone)]
 pub(crate) struct Footprints(pub Vec<FootprintEntry>);
 
+/// Lists resource `R` in the memory report (once).
+pub(crate) fn register<R: Resource + Footprint>(world: &mut World) {
+    let name = short_type_name::<R>();
+    let mut f = world.get_resource_or_init::<Footprints>();
+    if !f.0.iter().any(|e| e.name == name) {
+        f.0.push(FootprintEntry {
+            name,
+            read: reader::<R>,
+        });
+    }
+}
+
 pub(crate) fn reader<R: Resource + Footprint>(world: &World) -> usize {
     world.get_resource::<R>().map_or(0, |r| r.heap_bytes())
 }

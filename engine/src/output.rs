@@ -98,6 +98,13 @@ impl OutputFiles {
     }
 }
 
+impl crate::Footprint for OutputFiles {
+    fn heap_bytes(&self) -> usize {
+        self.files.iter().map(|f| f.w.capacity()).sum::<usize>()
+            + self.files.capacity() * size_of::<OutFile>()
+    }
+}
+
 /// The metrics row (a resource): plugins declare columns at build time and set
 /// values in `measure`; the engine writes the row in `output` on sampled steps.
 #[derive(Resource, Debug, Default)]
@@ -142,6 +149,12 @@ impl Metrics {
             .iter()
             .position(|c| *c == name)
             .map(|i| self.row[i])
+    }
+}
+
+impl crate::Footprint for Metrics {
+    fn heap_bytes(&self) -> usize {
+        self.columns.heap_bytes() + self.row.heap_bytes()
     }
 }
 

@@ -49,7 +49,6 @@ use bevy_ecs::schedule::ScheduleConfigs;
 use bevy_ecs::system::ScheduleSystem;
 use serde::de::DeserializeOwned;
 
-use crate::footprint::{FootprintEntry, Footprints, reader, short_type_name};
 use crate::memory::Estimate;
 use crate::output::{FileId, Metrics, OutputFiles};
 use crate::phase::Phase;
@@ -215,14 +214,7 @@ impl Builder<'_> {
         r: R,
     ) -> &mut Self {
         self.world.insert_resource(r);
-        let name = short_type_name::<R>();
-        let mut f = self.world.get_resource_or_init::<Footprints>();
-        if !f.0.iter().any(|e| e.name == name) {
-            f.0.push(FootprintEntry {
-                name,
-                read: reader::<R>,
-            });
-        }
+        crate::footprint::register::<R>(self.world);
         self
     }
 

@@ -285,6 +285,8 @@ impl Sim {
         world.insert_resource(Metrics::default());
         world.insert_resource(OutputFiles::new(out));
         world.insert_resource(Footprints::default());
+        crate::footprint::register::<Metrics>(&mut world);
+        crate::footprint::register::<OutputFiles>(&mut world);
 
         let mut schedule = Schedule::new(Step);
         schedule.set_executor(SingleThreadedExecutor::new());

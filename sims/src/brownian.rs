@@ -2,7 +2,10 @@
 //!
 //! Each step every particle moves by `sqrt(2·D·dt)·ξ`, ξ a standard normal
 //! 3-vector drawn from the particle's own random stream (seed, "brownian",
-//! step, entity index), so trajectories do not depend on the thread count.
+//! step, particle number), so trajectories do not depend on the thread count.
+//! The particle number is its row in the particles' table: particles are
+//! spawned once in order and never despawned, so rows are stable, and unlike
+//! bevy entity indices they do not shift when another plugin adds a resource.
 //! Positions are wrapped into the box; the unwrapped displacement is kept in
 //! its own component so the `msd` plugin can report the mean-square
 //! displacement, whose expectation is exactly `6·D·t`.
@@ -116,7 +119,7 @@ impl Plugin for Brownian {
 
 /// Moves every particle by one Brownian step (evolve phase).
 pub fn diffuse(
-    mut q: Query<(Entity, &mut Position, &mut Displacement)>,
+    mut q: Query<(&mut Position, &mut Displacement)>,
     params: Res<BrownianParams>,
     clock: Res<Clock>,
 ) {
@@ -126,15 +129,17 @@ pub fn diffuse(
     let Ok(iter) = q.contiguous_iter_mut() else {
         return;
     };
-    for (entities, mut pos, mut disp) in iter {
+    // One table (all particles carry the same components); rows number them.
+    for (mut pos, mut disp) in iter {
         let pos = pos.bypass_change_detection();
         let disp = disp.bypass_change_detection();
         pos.par_chunks_mut(CHUNK)
             .zip(disp.par_chunks_mut(CHUNK))
-            .zip(entities.par_chunks(CHUNK))
-            .for_each(|((pos, disp), ents)| {
-                for ((x, d), e) in pos.iter_mut().zip(disp.iter_mut()).zip(ents) {
-                    let mut r = Rng::new(seed, MOVE, step, e.index().index() as u64);
+            .enumerate()
+            .for_each(|(c, (pos, disp))| {
+                for (i, (x, d)) in pos.iter_mut().zip(disp.iter_mut()).enumerate() {
+                    let row = (c * CHUNK + i) as u64;
+                    let mut r = Rng::new(seed, MOVE, step, row);
                     let dx = Vec3::new(r.normal() as f32, r.normal() as f32, r.normal() as f32)
                         * sigma as f32;
                     d.0 += dx;
