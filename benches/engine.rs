@@ -8,6 +8,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
 use microcosm::engine::bench::{AllocatedBytes, LiveBytes};
@@ -44,15 +45,16 @@ fn step_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-/// Cold: heap bytes a built sim of `n` particles holds, per particle (its
-/// outputs are dropped after the measurement).
-fn live_bytes(c: &mut Criterion<LiveBytes>) {
+/// A cold-world group: building a sim of N particles, one sample per size,
+/// under measurement `M` (bytes), reported per particle.
+fn build_group<M: Measurement>(c: &mut Criterion<M>, name: &str) {
     let registry = microcosm::sims::registry();
-    let mut g = c.benchmark_group("brownian_live_bytes");
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
     for n in [10_000u64, 100_000] {
         g.throughput(Throughput::Elements(n));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            // Outputs are dropped after the measurement, so LiveBytes sees them.
             b.iter_with_large_drop(|| {
                 Sim::new(
                     scenario(n),
@@ -69,28 +71,14 @@ fn live_bytes(c: &mut Criterion<LiveBytes>) {
     g.finish();
 }
 
-/// Cold: heap bytes allocated to build a sim of `n` particles, per particle.
+/// Cold: heap bytes a built sim holds, per particle.
+fn live_bytes(c: &mut Criterion<LiveBytes>) {
+    build_group(c, "brownian_live_bytes");
+}
+
+/// Cold: heap bytes allocated on the way to a built sim, per particle.
 fn build_bytes(c: &mut Criterion<AllocatedBytes>) {
-    let registry = microcosm::sims::registry();
-    let mut g = c.benchmark_group("brownian_build_bytes");
-    g.sample_size(10);
-    for n in [10_000u64, 100_000] {
-        g.throughput(Throughput::Elements(n));
-        g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| {
-                Sim::new(
-                    scenario(n),
-                    &registry,
-                    RunOptions {
-                        threads: 1,
-                        out: None,
-                    },
-                )
-                .unwrap()
-            })
-        });
-    }
-    g.finish();
+    build_group(c, "brownian_build_bytes");
 }
 
 criterion_group!(time, step_throughput);

@@ -24,24 +24,29 @@ fn text(o: &Output) -> (String, String) {
 
 const GOOD: &str = "[run]\nsteps = 4\n[plugins.brownian]\nparticles = 100\n[plugins.msd]\n";
 
-#[test]
-fn unknown_key_exits_2_names_the_key_and_creates_no_output_dir() {
-    let d = tmp("unknown-key");
-    let f = d.join("bad.toml");
-    std::fs::write(
-        &f,
-        GOOD.replace("particles = 100", "particles = 100\nparticels = 5"),
-    )
-    .unwrap();
+/// Writes `scenario` to `<tmp>/<file>`, runs `microcosm run` on it with `args`
+/// and `--out <tmp>/out`; returns the output, stderr and the output dir.
+fn run_file(test: &str, file: &str, scenario: &str, args: &[&str]) -> (Output, String, PathBuf) {
+    let d = tmp(test);
+    let f = d.join(file);
+    std::fs::write(&f, scenario).unwrap();
     let out = d.join("out");
     let o = bin()
         .arg("run")
         .arg(&f)
+        .args(args)
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    let (_, err) = text(&o);
+    let err = text(&o).1;
+    (o, err, out)
+}
+
+#[test]
+fn unknown_key_exits_2_names_the_key_and_creates_no_output_dir() {
+    let bad = GOOD.replace("particles = 100", "particles = 100\nparticels = 5");
+    let (o, err, out) = run_file("unknown-key", "bad.toml", &bad, &[]);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("bad.toml"), "{err}");
     assert!(err.contains("key `plugins.brownian.particels`"), "{err}");
@@ -51,10 +56,6 @@ fn unknown_key_exits_2_names_the_key_and_creates_no_output_dir() {
 
 #[test]
 fn bad_values_and_overrides_exit_2_with_file_key_and_reason() {
-    let d = tmp("bad-values");
-    let f = d.join("s.toml");
-    std::fs::write(&f, GOOD).unwrap();
-    let out = d.join("out");
     for (args, key, reason) in [
         (
             vec!["--set", "plugins.brownian.particles=0"],
@@ -82,15 +83,7 @@ fn bad_values_and_overrides_exit_2_with_file_key_and_reason() {
             "over the budget",
         ),
     ] {
-        let o = bin()
-            .arg("run")
-            .arg(&f)
-            .args(&args)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let (_, err) = text(&o);
+        let (o, err, out) = run_file("bad-values", "s.toml", GOOD, &args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.contains(&format!("key `{key}`")) && err.contains(reason),
@@ -106,18 +99,9 @@ fn bad_values_and_overrides_exit_2_with_file_key_and_reason() {
 
 #[test]
 fn run_writes_outputs_and_stable_summary_lines() {
-    let d = tmp("run");
-    let f = d.join("s.toml");
-    std::fs::write(&f, GOOD).unwrap();
-    let out = d.join("out");
-    let o = bin()
-        .arg("run")
-        .arg(&f)
-        .args(["--steps", "6", "--seed", "3", "--threads", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let (stdout, err) = text(&o);
+    let args = ["--steps", "6", "--seed", "3", "--threads", "1"];
+    let (o, err, out) = run_file("run", "s.toml", GOOD, &args);
+    let stdout = text(&o).0;
     assert_eq!(o.status.code(), Some(0), "{err}");
     for line in [
         "entities: 100\n",
@@ -170,22 +154,12 @@ fn run_writes_outputs_and_stable_summary_lines() {
 #[test]
 fn live_heap_over_budget_stops_with_exit_4_and_flushed_outputs() {
     // The estimate (~10 kB) is under the budget; the process's live heap is not.
-    let d = tmp("budget");
-    let f = d.join("s.toml");
-    std::fs::write(
-        &f,
-        GOOD.replace("steps = 4", "steps = 50\nmemory_budget_mb = 0.05"),
-    )
-    .unwrap();
-    let out = d.join("out");
-    let o = bin()
-        .arg("run")
-        .arg(&f)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let (_, err) = text(&o);
+    let scenario = GOOD.replace(
+        "steps = 4",
+        "steps = 50
+memory_budget_mb = 0.05",
+    );
+    let (o, err, out) = run_file("budget", "s.toml", &scenario, &[]);
     assert_eq!(o.status.code(), Some(4), "{err}");
     assert!(err.contains("memory_budget_mb"), "{err}");
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();

@@ -26,9 +26,32 @@ use crate::alloc;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllocatedBytes;
 
+/// The parts of a byte-counting [`Measurement`] that do not depend on what is counted.
+macro_rules! bytes_value {
+    () => {
+        type Value = u64;
+
+        fn add(&self, a: &u64, b: &u64) -> u64 {
+            a + b
+        }
+
+        fn zero(&self) -> u64 {
+            0
+        }
+
+        fn to_f64(&self, v: &u64) -> f64 {
+            *v as f64
+        }
+
+        fn formatter(&self) -> &dyn ValueFormatter {
+            &BytesFormatter
+        }
+    };
+}
+
 impl Measurement for AllocatedBytes {
     type Intermediate = u64;
-    type Value = u64;
+    bytes_value!();
 
     fn start(&self) -> u64 {
         alloc::stats().allocated_bytes
@@ -36,22 +59,6 @@ impl Measurement for AllocatedBytes {
 
     fn end(&self, i: u64) -> u64 {
         alloc::stats().allocated_bytes - i
-    }
-
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-
-    fn zero(&self) -> u64 {
-        0
-    }
-
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &BytesFormatter
     }
 }
 
@@ -61,7 +68,7 @@ pub struct LiveBytes;
 
 impl Measurement for LiveBytes {
     type Intermediate = usize;
-    type Value = u64;
+    bytes_value!();
 
     fn start(&self) -> usize {
         alloc::stats().live_bytes
@@ -69,22 +76,6 @@ impl Measurement for LiveBytes {
 
     fn end(&self, i: usize) -> u64 {
         alloc::stats().live_bytes.saturating_sub(i) as u64
-    }
-
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-
-    fn zero(&self) -> u64 {
-        0
-    }
-
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &BytesFormatter
     }
 }
 
