@@ -30,6 +30,7 @@ pub mod bench;
 pub mod cli;
 pub mod footprint;
 pub mod memory;
+pub mod neighbor;
 pub mod output;
 pub mod par;
 pub mod phase;
