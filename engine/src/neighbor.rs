@@ -34,7 +34,7 @@ use crate::footprint::Footprint;
 /// Points per cluster.
 pub const CLUSTER: usize = 4;
 /// Colours of the task partition (see the module docs).
-pub const COLORS: usize = 4;
+pub const COLORS: usize = 16;
 /// `row_of` value of a padding slot.
 pub const NO_ROW: u32 = u32::MAX;
 /// Bits of a list entry that hold the shift index (27 shifts).
@@ -107,10 +107,7 @@ pub struct ClusterPairList {
     window: usize,
     /// Task boundaries in clusters: task `t` is `task_start[t]..task_start[t+1]`.
     task_start: Vec<u32>,
-    // Reused sort buffers.
-    col_of: Vec<u32>,
-    col_count: Vec<u32>,
-    order: Vec<u32>,
+    // Reused counting-sort buffer.
     cursor: Vec<u32>,
     /// Bounding-box distance checks made by all builds so far.
     pub bbox_checks: u64,
@@ -132,7 +129,13 @@ impl ClusterPairList {
     /// `pos(row)` (rows `0..n`), with `r_list = cutoff + skin`.
     ///
     /// `r_list` must not exceed half the shortest box edge (callers validate).
-    pub fn build(&mut self, bx: PeriodicBox, r_list: f64, n: usize, pos: impl Fn(usize) -> [f64; 3]) {
+    pub fn build(
+        &mut self,
+        bx: PeriodicBox,
+        r_list: f64,
+        n: usize,
+        pos: impl Fn(usize) -> [f64; 3],
+    ) {
         debug_assert!(2.0 * r_list <= bx.min_len() + 1e-12);
         self.r_list = r_list;
         self.bx = Some(bx);
@@ -143,7 +146,8 @@ impl ClusterPairList {
         self.partition();
     }
 
-    /// Columns and slots: counting sort by column, z sort inside columns.
+    /// Columns and slots: counting sort by column into padded column
+    /// segments of `row_of`, then a z sort inside each column.
     fn layout(&mut self, bx: PeriodicBox, n: usize, pos: &impl Fn(usize) -> [f64; 3]) {
         let volume = bx.volume();
         let density = (n.max(1) as f64) / volume;
@@ -154,53 +158,56 @@ impl ClusterPairList {
             self.col_len[d] = bx.len[d] / self.ncol[d] as f64;
         }
         let ncols = self.ncol[0] * self.ncol[1];
-        self.col_of.clear();
-        self.col_of.extend((0..n).map(|r| {
+        let (ncx, cl) = (self.ncol[0], self.col_len);
+        let col = |r: usize| {
             let p = pos(r);
-            let cx = ((p[0] / self.col_len[0]) as usize).min(self.ncol[0] - 1);
-            let cy = ((p[1] / self.col_len[1]) as usize).min(self.ncol[1] - 1);
-            (cy * self.ncol[0] + cx) as u32
-        }));
-        // Counting sort: col_count[c] = first position of column c in `order`.
-        self.col_count.clear();
-        self.col_count.resize(ncols + 1, 0);
-        for &c in &self.col_of {
-            self.col_count[c as usize + 1] += 1;
-        }
-        for c in 0..ncols {
-            self.col_count[c + 1] += self.col_count[c];
-        }
+            let cx = ((p[0] / cl[0]) as usize).min(ncx - 1);
+            let cy = ((p[1] / cl[1]) as usize).min(self.ncol[1] - 1);
+            cy * ncx + cx
+        };
+        // Upper bounds, reserved once: every column pads at most one cluster.
+        let max_clusters = n / CLUSTER + ncols;
+        reserve_total(&mut self.col_start, ncols + 1);
+        reserve_total(&mut self.cursor, ncols + 1);
+        reserve_total(&mut self.row_of, max_clusters * CLUSTER);
+        reserve_total(&mut self.slot_of, n);
+        reserve_total(&mut self.bbox, max_clusters);
+        reserve_total(&mut self.starts, max_clusters + 1);
+        // Points per column.
         self.cursor.clear();
-        self.cursor.extend_from_slice(&self.col_count[..ncols]);
-        self.order.clear();
-        self.order.resize(n, 0);
-        for (r, &c) in self.col_of.iter().enumerate() {
-            let k = &mut self.cursor[c as usize];
-            self.order[*k as usize] = r as u32;
-            *k += 1;
+        self.cursor.resize(ncols + 1, 0);
+        for r in 0..n {
+            self.cursor[col(r)] += 1;
         }
+        // First cluster of each column; cursor becomes the next free slot.
         self.col_start.clear();
         self.col_start.push(0);
         let mut clusters = 0u32;
         for c in 0..ncols {
-            let (a, b) = (self.col_count[c] as usize, self.col_count[c + 1] as usize);
-            self.order[a..b].sort_unstable_by(|&p, &q| {
-                pos(p as usize)[2].total_cmp(&pos(q as usize)[2]).then(p.cmp(&q))
-            });
-            clusters += (b - a).div_ceil(CLUSTER) as u32;
+            let k = self.cursor[c];
+            self.cursor[c] = clusters * CLUSTER as u32;
+            clusters += k.div_ceil(CLUSTER as u32);
             self.col_start.push(clusters);
         }
-        let slots = clusters as usize * CLUSTER;
         self.row_of.clear();
-        self.row_of.resize(slots, NO_ROW);
+        self.row_of.resize(clusters as usize * CLUSTER, NO_ROW);
+        for r in 0..n {
+            let k = &mut self.cursor[col(r)];
+            self.row_of[*k as usize] = r as u32;
+            *k += 1;
+        }
         self.slot_of.clear();
         self.slot_of.resize(n, 0);
         for c in 0..ncols {
-            let (a, b) = (self.col_count[c] as usize, self.col_count[c + 1] as usize);
-            let first = self.col_start[c] as usize * CLUSTER;
-            for (k, &r) in self.order[a..b].iter().enumerate() {
-                self.row_of[first + k] = r;
-                self.slot_of[r as usize] = (first + k) as u32;
+            let a = self.col_start[c] as usize * CLUSTER;
+            let b = self.cursor[c] as usize; // end of the column's real points
+            self.row_of[a..b].sort_unstable_by(|&p, &q| {
+                pos(p as usize)[2]
+                    .total_cmp(&pos(q as usize)[2])
+                    .then(p.cmp(&q))
+            });
+            for s in a..b {
+                self.slot_of[self.row_of[s] as usize] = s as u32;
             }
         }
     }
@@ -208,7 +215,10 @@ impl ClusterPairList {
     fn bounding_boxes(&mut self, pos: &impl Fn(usize) -> [f64; 3]) {
         let nc = self.clusters();
         self.bbox.clear();
-        self.bbox.resize(nc, [f32::MAX, f32::MAX, f32::MAX, f32::MIN, f32::MIN, f32::MIN]);
+        self.bbox.resize(
+            nc,
+            [f32::MAX, f32::MAX, f32::MAX, f32::MIN, f32::MIN, f32::MIN],
+        );
         for (s, &r) in self.row_of.iter().enumerate() {
             if r == NO_ROW {
                 continue;
@@ -234,7 +244,8 @@ impl ClusterPairList {
                 }
             }
         }
-        let shift_index = |sx: i32, sy: i32, sz: i32| ((sx + 1) * 9 + (sy + 1) * 3 + (sz + 1)) as u32;
+        let shift_index =
+            |sx: i32, sy: i32, sz: i32| ((sx + 1) * 9 + (sy + 1) * 3 + (sz + 1)) as u32;
         let r2 = self.r_list * self.r_list;
         let reach = [
             (self.r_list / self.col_len[0]).ceil() as i64,
@@ -242,6 +253,10 @@ impl ClusterPairList {
         ];
         let (ncx, ncy) = (self.ncol[0] as i64, self.ncol[1] as i64);
         self.starts.clear();
+        // Entries fluctuate from build to build: keep 15% headroom so later
+        // builds reuse the buffer (it grows only in the first builds).
+        let want = self.entries.len() + self.entries.len() / 7;
+        reserve_total(&mut self.entries, want);
         self.entries.clear();
         self.window = 0;
         let mut checks = 0u64;
@@ -259,9 +274,33 @@ impl ClusterPairList {
                         for dx in -reach[0]..=reach[0] {
                             let (jx, sx) = wrap_col(cx + dx, ncx);
                             let jcol = (jy * ncx + jx) as usize;
-                            let (c0, c1) = (self.col_start[jcol] as usize, self.col_start[jcol + 1] as usize);
+                            // The column's cell, shifted into i's image, must come
+                            // within r_list of the i-cluster in x-y.
+                            let cell = [
+                                jx as f64 * self.col_len[0] + sx as f64 * bx.len[0],
+                                jy as f64 * self.col_len[1] + sy as f64 * bx.len[1],
+                            ];
+                            let gx = (cell[0] - bi[3] as f64)
+                                .max(bi[0] as f64 - (cell[0] + self.col_len[0]))
+                                .max(0.0);
+                            let gy = (cell[1] - bi[4] as f64)
+                                .max(bi[1] as f64 - (cell[1] + self.col_len[1]))
+                                .max(0.0);
+                            if gx * gx + gy * gy >= r2 {
+                                continue;
+                            }
+                            let (c0, c1) = (
+                                self.col_start[jcol] as usize,
+                                self.col_start[jcol + 1] as usize,
+                            );
                             let column = &self.bbox[c0..c1];
                             for sz in -1i64..=1 {
+                                // Images in z matter only near the z faces.
+                                if (sz == 1 && (bi[5] as f64) + self.r_list < bx.len[2])
+                                    || (sz == -1 && (bi[2] as f64) - self.r_list >= 0.0)
+                                {
+                                    continue;
+                                }
                                 let s = [
                                     sx as f64 * bx.len[0],
                                     sy as f64 * bx.len[1],
@@ -277,7 +316,11 @@ impl ClusterPairList {
                                         break;
                                     }
                                     let cj = (c0 + first + k) as u32;
-                                    let d = (cj as usize + nc - ci as usize) % nc;
+                                    let d = if cj >= ci {
+                                        (cj - ci) as usize
+                                    } else {
+                                        (cj as usize + nc) - ci as usize
+                                    };
                                     // d == 0 is the cluster with itself (any image; kernels
                                     // take j > i inside it).
                                     if !(d == 0 || d < nc - d || (d == nc - d && ci < cj)) {
@@ -286,7 +329,8 @@ impl ClusterPairList {
                                     checks += 1;
                                     if bbox_dist2(&bi, bj, s) < r2 {
                                         self.entries.push(
-                                            (cj << SHIFT_BITS) | shift_index(sx as i32, sy as i32, sz as i32),
+                                            (cj << SHIFT_BITS)
+                                                | shift_index(sx as i32, sy as i32, sz as i32),
                                         );
                                         self.window = self.window.max(d);
                                     }
@@ -299,6 +343,13 @@ impl ClusterPairList {
         }
         self.starts.push(self.entries.len() as u32);
         self.bbox_checks += checks;
+        // Keep 15% headroom; give back a capacity far above it (the first
+        // build grows by doubling).
+        let want = self.entries.len() + self.entries.len() / 7;
+        if self.entries.capacity() > want + want / 4 {
+            self.entries.shrink_to(want);
+        }
+        reserve_total(&mut self.entries, want);
     }
 
     fn partition(&mut self) {
@@ -313,6 +364,20 @@ impl ClusterPairList {
         for t in 0..=tasks {
             self.task_start.push((t * nc / tasks) as u32);
         }
+    }
+
+    /// The lower corner of cluster `c`'s bounding box at the last build (an
+    /// f32-exact origin for coordinates local to the cluster).
+    #[inline]
+    pub fn cluster_origin(&self, c: usize) -> [f32; 3] {
+        let b = &self.bbox[c];
+        [b[0], b[1], b[2]]
+    }
+
+    /// Most clusters any layout of the last build's points can need (every
+    /// column pads at most one): size per-cluster buffers to this once.
+    pub fn max_clusters(&self) -> usize {
+        self.slot_of.len() / CLUSTER + self.ncol[0] * self.ncol[1]
     }
 
     /// Clusters.
@@ -419,7 +484,11 @@ impl ClusterPairList {
                 wrap,
                 per_cluster,
             });
-            base = if next < nt { starts[next] as usize } else { base };
+            base = if next < nt {
+                starts[next] as usize
+            } else {
+                base
+            };
             t = next;
         }
         // The last task of the colour wraps into [0, s_c).
@@ -465,10 +534,15 @@ impl Footprint for ClusterPairList {
             + self.starts.heap_bytes()
             + self.entries.heap_bytes()
             + self.task_start.heap_bytes()
-            + self.col_of.heap_bytes()
-            + self.col_count.heap_bytes()
-            + self.order.heap_bytes()
             + self.cursor.heap_bytes()
+    }
+}
+
+/// Makes `v` able to hold `total` elements, allocating exactly that (not a
+/// doubled capacity) when it cannot already.
+fn reserve_total<T>(v: &mut Vec<T>, total: usize) {
+    if v.capacity() < total {
+        v.reserve_exact(total.saturating_sub(v.len()));
     }
 }
 
@@ -490,6 +564,19 @@ fn next_up(x: f32) -> f32 {
     x.next_up()
 }
 
+/// Squared distance between two boxes, the second shifted by `s`.
+#[inline]
+fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f64; 3]) -> f64 {
+    let mut d2 = 0.0;
+    for k in 0..3 {
+        let gap = (b[k] as f64 + s[k] - a[k + 3] as f64)
+            .max(a[k] as f64 - (b[k + 3] as f64 + s[k]))
+            .max(0.0);
+        d2 += gap * gap;
+    }
+    d2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +586,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let mut r = Rng::new(seed, StreamId::named("test"), 0, i as u64);
-                [r.uniform() * bx.len[0], r.uniform() * bx.len[1], r.uniform() * bx.len[2]]
+                [
+                    r.uniform() * bx.len[0],
+                    r.uniform() * bx.len[1],
+                    r.uniform() * bx.len[2],
+                ]
             })
             .collect()
     }
@@ -540,7 +631,8 @@ mod tests {
                             if cj == ci && b <= a {
                                 continue;
                             }
-                            let (ri, rj) = (list.row_of[ci * CLUSTER + a], list.row_of[cj * CLUSTER + b]);
+                            let (ri, rj) =
+                                (list.row_of[ci * CLUSTER + a], list.row_of[cj * CLUSTER + b]);
                             if ri == NO_ROW || rj == NO_ROW {
                                 continue;
                             }
@@ -571,7 +663,9 @@ mod tests {
 
     #[test]
     fn color_windows_are_disjoint_and_cover_each_tasks_reach() {
-        let bx = PeriodicBox { len: [20.0, 20.0, 20.0] };
+        let bx = PeriodicBox {
+            len: [20.0, 20.0, 20.0],
+        };
         let n = 6000;
         let pts = random_points(n, bx, 1);
         let mut list = ClusterPairList::default();
@@ -592,7 +686,10 @@ mod tests {
                 }
             }
         }
-        assert!(covered.iter().all(|&c| c == 1), "every i-cluster in exactly one task");
+        assert!(
+            covered.iter().all(|&c| c == 1),
+            "every i-cluster in exactly one task"
+        );
     }
 
     #[test]
@@ -609,25 +706,9 @@ mod tests {
         let (n1, c1) = count(10.0);
         let (n8, c8) = count(20.0);
         let ratio = (c8 as f64 / n8 as f64) / (c1 as f64 / n1 as f64);
-        assert!((0.9..1.1).contains(&ratio), "checks per point grew by {ratio}");
+        assert!(
+            (0.9..1.1).contains(&ratio),
+            "checks per point grew by {ratio}"
+        );
     }
-}
-
-/// Squared distance between two boxes, the second shifted by `s`.
-#[inline]
-fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f64; 3]) -> f64 {
-    let mut d2 = 0.0;
-    for k in 0..3 {
-        let (blo, bhi) = (b[k] as f64 + s[k], b[k + 3] as f64 + s[k]);
-        let (alo, ahi) = (a[k] as f64, a[k + 3] as f64);
-        let gap = if blo > ahi {
-            blo - ahi
-        } else if alo > bhi {
-            alo - bhi
-        } else {
-            0.0
-        };
-        d2 += gap * gap;
-    }
-    d2
 }

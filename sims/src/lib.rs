@@ -4,10 +4,12 @@
 //!
 //! * [`brownian`] — overdamped Brownian particles in a periodic box, the
 //!   default demo (its mean-square displacement has the exact answer 6·D·t);
-//! * `md`, `genes`, `agents` — Lennard-Jones molecular dynamics, gene
-//!   populations and active-inference agents (issues #3, #4, #5; not yet here).
+//! * [`md`] — Lennard-Jones molecular dynamics;
+//! * `genes`, `agents` — gene populations and active-inference agents (issues
+//!   #4, #5; not yet here).
 
 pub mod brownian;
+pub mod md;
 
 use microcosm_engine::Registry;
 
@@ -16,5 +18,6 @@ pub fn registry() -> Registry {
     let mut r = Registry::default();
     r.register::<brownian::Brownian>();
     r.register::<brownian::Msd>();
+    md::register(&mut r);
     r
 }

@@ -1,0 +1,1068 @@
+//! The 12-6 Lennard-Jones pair potential with a cutoff (LAMMPS `lj/cut`), its
+//! neighbour list, and the cluster-pair force kernel.
+//!
+//! E(r) = 4ε[(σ/r)¹² − (σ/r)⁶] for r < r_c (minus E(r_c) when `shift = true`).
+//! Pair parameters: per type ε and σ mixed by Lorentz–Berthelot
+//! (ε_ab = √(ε_a ε_b), σ_ab = (σ_a + σ_b)/2) unless the pair is given.
+//!
+//! **Kernel.** Positions are copied each step into cluster order (4 atoms per
+//! cluster, x/y/z lanes), relative to a per-cluster origin so that f32 lanes
+//! keep ~2⁻²⁴ relative precision of the *local* coordinate; each list entry
+//! adds the f64 difference of the two origins and the image shift once. The
+//! 4×4 interactions of a cluster pair are computed lane-parallel; forces are
+//! accumulated per atom in the kernel's precision (`precision = "mixed"`: f32,
+//! `"double"`: f64), energies and virials per cluster pair in f64. Newton's
+//! third law halves the work; the list's coloured task partition makes the
+//! force sums independent of the thread count.
+
+// Lane loops index several arrays in lockstep: that is what vectorises.
+#![expect(
+    clippy::needless_range_loop,
+    reason = "lane loops index several arrays in lockstep"
+)]
+
+use std::collections::BTreeMap;
+
+use glam::DVec3;
+use microcosm_engine::neighbor::{CLUSTER, COLORS, ClusterPairList, NO_ROW, TaskWindow};
+use microcosm_engine::par;
+use microcosm_engine::prelude::*;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::{AtomType, Position, SimBox, Species};
+
+/// Per-type LJ parameters.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeLj {
+    /// ε.
+    #[serde(default = "one")]
+    pub epsilon: f64,
+    /// σ.
+    #[serde(default = "one")]
+    pub sigma: f64,
+}
+
+/// Explicit parameters of one type pair.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairLj {
+    /// The two type names.
+    pub types: [String; 2],
+    /// ε.
+    pub epsilon: f64,
+    /// σ.
+    pub sigma: f64,
+    /// Cutoff of this pair (default: the global cutoff).
+    pub cutoff: Option<f64>,
+}
+
+/// Neighbour list rebuild policy (LAMMPS `neigh_modify every N check yes|no`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborPolicy {
+    /// Consider a rebuild every this many steps.
+    #[serde(default = "one_u64")]
+    pub every: u64,
+    /// Rebuild only if some atom moved more than skin/2 since the last build.
+    #[serde(default = "yes")]
+    pub check: bool,
+}
+
+impl Default for NeighborPolicy {
+    fn default() -> Self {
+        NeighborPolicy {
+            every: 1,
+            check: true,
+        }
+    }
+}
+
+/// Kernel precision.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// f32 lanes and force accumulators, f64 energies (default).
+    #[default]
+    Mixed,
+    /// f64 throughout.
+    Double,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_u64() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_skin() -> f64 {
+    0.3
+}
+
+/// The `lj` plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lj {
+    /// Global cutoff r_c (absolute distance).
+    pub cutoff: f64,
+    /// Verlet skin.
+    #[serde(default = "default_skin")]
+    pub skin: f64,
+    /// Per-type ε, σ by type name (default 1, 1).
+    #[serde(default)]
+    pub types: BTreeMap<String, TypeLj>,
+    /// Explicit pairs (override mixing).
+    #[serde(default)]
+    pub pairs: Vec<PairLj>,
+    /// Shift the energy to zero at the cutoff.
+    #[serde(default)]
+    pub shift: bool,
+    /// Rebuild policy.
+    #[serde(default)]
+    pub neighbor: NeighborPolicy,
+    /// Kernel precision.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+impl PluginConfig for Lj {
+    const NAME: &'static str = "lj";
+    const SUMMARY: &'static str =
+        "MD Lennard-Jones 12-6 pair forces with a cluster-pair Verlet list";
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let pos = |k: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Invalid::new(k, "must be a positive number"))
+            }
+        };
+        pos("cutoff", self.cutoff)?;
+        if !(self.skin.is_finite() && self.skin >= 0.0) {
+            return Err(Invalid::new("skin", "must be a finite number ≥ 0"));
+        }
+        if self.neighbor.every == 0 {
+            return Err(Invalid::new("neighbor.every", "must be at least 1"));
+        }
+        for (name, t) in &self.types {
+            pos(&format!("types.{name}.epsilon"), t.epsilon)?;
+            pos(&format!("types.{name}.sigma"), t.sigma)?;
+        }
+        for (i, p) in self.pairs.iter().enumerate() {
+            pos(&format!("pairs[{i}].epsilon"), p.epsilon)?;
+            pos(&format!("pairs[{i}].sigma"), p.sigma)?;
+            if let Some(c) = p.cutoff {
+                pos(&format!("pairs[{i}].cutoff"), c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per type-pair constants (LAMMPS `lj1..lj4`, `cutsq`, `offset`), row-major
+/// `[ti * n + tj]`.
+#[derive(Resource, Debug, Clone)]
+pub struct LjTable {
+    /// Types.
+    pub n: usize,
+    /// 48 ε σ¹².
+    pub lj1: Vec<f64>,
+    /// 24 ε σ⁶.
+    pub lj2: Vec<f64>,
+    /// 4 ε σ¹².
+    pub lj3: Vec<f64>,
+    /// 4 ε σ⁶.
+    pub lj4: Vec<f64>,
+    /// r_c².
+    pub cutsq: Vec<f64>,
+    /// E(r_c) when shifted, else 0.
+    pub offset: Vec<f64>,
+    /// Largest cutoff.
+    pub max_cut: f64,
+}
+
+impl LjTable {
+    /// Builds the table for the named species.
+    pub fn new(cfg: &Lj, names: &[String]) -> Result<LjTable, (String, String)> {
+        for name in cfg.types.keys() {
+            if !names.contains(name) {
+                return Err((
+                    format!("types.{name}"),
+                    "not a type of the `atoms` plugin".into(),
+                ));
+            }
+        }
+        let n = names.len();
+        let mut t = LjTable {
+            n,
+            lj1: vec![0.0; n * n],
+            lj2: vec![0.0; n * n],
+            lj3: vec![0.0; n * n],
+            lj4: vec![0.0; n * n],
+            cutsq: vec![0.0; n * n],
+            offset: vec![0.0; n * n],
+            max_cut: 0.0,
+        };
+        let ty = |name: &String| {
+            cfg.types.get(name).copied().unwrap_or(TypeLj {
+                epsilon: 1.0,
+                sigma: 1.0,
+            })
+        };
+        let mut set = |a: usize, b: usize, eps: f64, sig: f64, rc: f64| {
+            for (i, j) in [(a, b), (b, a)] {
+                let k = i * n + j;
+                t.lj1[k] = 48.0 * eps * sig.powi(12);
+                t.lj2[k] = 24.0 * eps * sig.powi(6);
+                t.lj3[k] = 4.0 * eps * sig.powi(12);
+                t.lj4[k] = 4.0 * eps * sig.powi(6);
+                t.cutsq[k] = rc * rc;
+                t.offset[k] = if cfg.shift {
+                    let r6 = (sig / rc).powi(6);
+                    4.0 * eps * (r6 * r6 - r6)
+                } else {
+                    0.0
+                };
+            }
+            t.max_cut = t.max_cut.max(rc);
+        };
+        for a in 0..n {
+            for b in a..n {
+                let (ta, tb) = (ty(&names[a]), ty(&names[b]));
+                set(
+                    a,
+                    b,
+                    (ta.epsilon * tb.epsilon).sqrt(),
+                    0.5 * (ta.sigma + tb.sigma),
+                    cfg.cutoff,
+                );
+            }
+        }
+        for (i, p) in cfg.pairs.iter().enumerate() {
+            let find = |s: &String| {
+                names.iter().position(|x| x == s).ok_or_else(|| {
+                    (
+                        format!("pairs[{i}].types"),
+                        format!("`{s}` is not a type of the `atoms` plugin"),
+                    )
+                })
+            };
+            let (a, b) = (find(&p.types[0])?, find(&p.types[1])?);
+            set(a, b, p.epsilon, p.sigma, p.cutoff.unwrap_or(cfg.cutoff));
+        }
+        Ok(t)
+    }
+}
+
+/// Kernel constants in the kernel's precision.
+#[derive(Debug, Clone)]
+struct Coeffs<F> {
+    n: usize,
+    lj1: Vec<F>,
+    lj2: Vec<F>,
+    lj3: Vec<F>,
+    lj4: Vec<F>,
+    cutsq: Vec<F>,
+    offset: Vec<F>,
+}
+
+impl<F: Real> Coeffs<F> {
+    fn new(t: &LjTable) -> Self {
+        let c = |v: &Vec<f64>| v.iter().map(|&x| F::from_f64(x)).collect();
+        Coeffs {
+            n: t.n,
+            lj1: c(&t.lj1),
+            lj2: c(&t.lj2),
+            lj3: c(&t.lj3),
+            lj4: c(&t.lj4),
+            cutsq: c(&t.cutsq),
+            offset: c(&t.offset),
+        }
+    }
+}
+
+/// The neighbour list and its rebuild bookkeeping (a resource).
+#[derive(Resource, Debug)]
+pub struct Neighbors {
+    /// The cluster-pair list.
+    pub list: ClusterPairList,
+    /// Skin.
+    pub skin: f64,
+    /// Largest pair cutoff.
+    pub cutoff: f64,
+    /// Rebuild policy.
+    pub policy: NeighborPolicy,
+    /// Positions at the last build, row order, quantised to 16 bits per
+    /// coordinate over the box (they are only compared against skin/2).
+    x_build: Vec<[u16; 3]>,
+    /// Step of the last build.
+    pub last_build: u64,
+    /// Builds so far.
+    pub builds: u64,
+}
+
+impl Footprint for Neighbors {
+    fn heap_bytes(&self) -> usize {
+        self.list.heap_bytes() + self.x_build.heap_bytes()
+    }
+}
+
+/// Floating-point type of the kernel lanes.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + 'static
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// From f64 (rounded).
+    fn from_f64(x: f64) -> Self;
+    /// To f64 (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl Real for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    #[inline]
+    fn from_f64(x: f64) -> f32 {
+        x as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Real for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    #[inline]
+    fn from_f64(x: f64) -> f64 {
+        x
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// x/y/z lanes of one cluster.
+pub type Lanes<F> = [[F; CLUSTER]; 3];
+
+/// Cluster-ordered coordinates, types and forces in precision `F`.
+#[derive(Debug, Default)]
+pub struct Packed<F> {
+    /// Per cluster: coordinates relative to the cluster's origin
+    /// ([`ClusterPairList::cluster_origin`]).
+    pub pos: Vec<Lanes<F>>,
+    /// Per cluster: type of each lane (empty with a single type).
+    pub types: Vec<[u8; CLUSTER]>,
+    /// Per cluster: forces.
+    pub force: Vec<Lanes<F>>,
+    coeffs: Option<Coeffs<F>>,
+}
+
+impl<F> Packed<F> {
+    fn heap_bytes(&self) -> usize {
+        self.pos.heap_bytes() + self.types.heap_bytes() + self.force.heap_bytes()
+    }
+}
+
+/// Forces in cluster order, in the kernel's precision (a resource).
+#[derive(Resource, Debug)]
+pub enum Forces {
+    /// f32 kernel.
+    Mixed(Packed<f32>),
+    /// f64 kernel.
+    Double(Packed<f64>),
+}
+
+impl Forces {
+    /// The force on the atom in `slot`.
+    #[inline]
+    pub fn at(&self, slot: u32) -> DVec3 {
+        let (c, l) = (slot as usize / CLUSTER, slot as usize % CLUSTER);
+        match self {
+            Forces::Mixed(p) => DVec3::new(
+                p.force[c][0][l] as f64,
+                p.force[c][1][l] as f64,
+                p.force[c][2][l] as f64,
+            ),
+            Forces::Double(p) => DVec3::new(p.force[c][0][l], p.force[c][1][l], p.force[c][2][l]),
+        }
+    }
+
+    /// Adds `f` to the atom in `slot` of cluster `c` lane `l` (for other force plugins).
+    pub fn add_cluster(&mut self, c: usize, f: impl Fn(usize) -> Option<DVec3>) {
+        match self {
+            Forces::Mixed(p) => add_lanes(&mut p.force[c], f),
+            Forces::Double(p) => add_lanes(&mut p.force[c], f),
+        }
+    }
+
+    /// Clusters.
+    pub fn clusters(&self) -> usize {
+        match self {
+            Forces::Mixed(p) => p.force.len(),
+            Forces::Double(p) => p.force.len(),
+        }
+    }
+}
+
+fn add_lanes<F: Real>(lanes: &mut Lanes<F>, f: impl Fn(usize) -> Option<DVec3>) {
+    for l in 0..CLUSTER {
+        if let Some(v) = f(l) {
+            for d in 0..3 {
+                lanes[d][l] += F::from_f64(v[d]);
+            }
+        }
+    }
+}
+
+impl Footprint for Forces {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Forces::Mixed(p) => p.heap_bytes(),
+            Forces::Double(p) => p.heap_bytes(),
+        }
+    }
+}
+
+/// Potential energy and virial of the last sampled step (a resource).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct LjEnergy {
+    /// Total potential energy.
+    pub pe: f64,
+    /// Σ r·F over pairs.
+    pub virial: f64,
+    /// Step they belong to.
+    pub step: u64,
+}
+
+impl Plugin for Lj {
+    fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
+        let bx = b
+            .world()
+            .get_resource::<SimBox>()
+            .map(|s| s.0)
+            .ok_or_else(|| b.error("needs the `atoms` plugin before it"))?;
+        let names = b.world().resource::<Species>().names.clone();
+        let table = LjTable::new(self, &names).map_err(|(k, r)| b.key_error(&k, r))?;
+        let r_list = table.max_cut + self.skin;
+        if 2.0 * r_list > bx.min_len() {
+            return Err(b.key_error(
+                "cutoff",
+                format!(
+                    "cutoff + skin = {r_list} must be at most half the shortest box edge ({})",
+                    bx.min_len() / 2.0
+                ),
+            ));
+        }
+        let forces = match self.precision {
+            Precision::Mixed => Forces::Mixed(Packed {
+                coeffs: Some(Coeffs::new(&table)),
+                ..Default::default()
+            }),
+            Precision::Double => Forces::Double(Packed {
+                coeffs: Some(Coeffs::new(&table)),
+                ..Default::default()
+            }),
+        };
+        b.insert_resource_with_footprint(Neighbors {
+            list: ClusterPairList::default(),
+            skin: self.skin,
+            cutoff: table.max_cut,
+            policy: self.neighbor,
+            x_build: Vec::new(),
+            last_build: 0,
+            builds: 0,
+        });
+        b.insert_resource_with_footprint(forces);
+        b.insert_resource(table);
+        b.insert_resource(LjEnergy::default());
+        b.add_systems(Phase::Spatial, update_neighbors);
+        b.add_systems(Phase::Interact, compute_forces);
+        Ok(())
+    }
+
+    fn estimate(&self, s: &Scenario, e: &mut Estimate) {
+        // From the density: list entries ≈ half the j-clusters whose bounding
+        // boxes come within r_list of an i-cluster's.
+        let n = e.entities as f64;
+        let Some(atoms) = s.plugins.iter().find(|p| p.0 == "atoms") else {
+            return;
+        };
+        let density = atoms
+            .1
+            .get("lattice")
+            .and_then(|l| l.get("density"))
+            .and_then(|d| d.as_float().or(d.as_integer().map(|i| i as f64)))
+            .unwrap_or(0.8442);
+        let edge = (CLUSTER as f64 / density).cbrt();
+        let reach = self.cutoff + self.skin + edge;
+        let clusters = n / CLUSTER as f64 * 1.1;
+        let entries = clusters
+            * (4.0 / 3.0 * std::f64::consts::PI * reach.powi(3) * density / CLUSTER as f64)
+            / 2.0;
+        let lane = match self.precision {
+            Precision::Mixed => 4.0,
+            Precision::Double => 8.0,
+        };
+        e.bytes("neighbour list entries", (entries * 4.0) as u64);
+        e.bytes(
+            "neighbour list per atom/cluster (slots, bbox, sort, x_build)",
+            (n * (4.0 + 4.0 + 4.0 + 4.0 + 12.0) + clusters * (24.0 + 4.0)) as u64,
+        );
+        e.bytes(
+            "packed positions and forces",
+            (clusters * (CLUSTER as f64 * 6.0 * lane + 24.0 + 4.0)) as u64,
+        );
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        &["atoms"]
+    }
+}
+
+/// Rebuilds the list when due (spatial phase): always in the setup pass; then
+/// every `every` steps, if `check` only when an atom moved more than skin/2.
+pub fn update_neighbors(
+    clock: Res<Clock>,
+    mut neigh: ResMut<Neighbors>,
+    bx: Res<SimBox>,
+    scratch: Res<ScratchArenas>,
+    mut q: Query<&mut Position>,
+) {
+    let Ok(mut iter) = q.contiguous_iter_mut() else {
+        return;
+    };
+    let Some(mut pos) = iter.next() else { return };
+    let pos = pos.bypass_change_detection();
+    let due = clock.is_setup()
+        || neigh.builds == 0
+        || clock.step - neigh.last_build >= neigh.policy.every;
+    if !due {
+        return;
+    }
+    if !clock.is_setup() && neigh.builds > 0 && neigh.policy.check {
+        let q = quantum(&bx.0);
+        // A quantised coordinate is within q/2 of the true one on each axis.
+        let half = (0.5 * neigh.skin - 0.5 * 3f64.sqrt() * q).max(0.0);
+        let xb = &neigh.x_build;
+        let max2 = par::map_reduce(
+            &scratch,
+            pos,
+            par::CHUNK,
+            0.0f64,
+            |start, c| {
+                c.iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let b = xb[start + i];
+                        let d = p.0 - DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q;
+                        d.length_squared()
+                    })
+                    .fold(0.0, f64::max)
+            },
+            f64::max,
+        );
+        if max2 <= half * half {
+            return;
+        }
+    }
+    let bx = bx.0;
+    pos.par_chunks_mut(par::CHUNK).for_each(|c| {
+        for p in c {
+            p.0 = DVec3::from_array(bx.wrap(p.0.to_array()));
+        }
+    });
+    let n = pos.len();
+    let r_list = neigh.cutoff + neigh.skin;
+    let neigh = &mut *neigh;
+    neigh.list.build(bx, r_list, n, |r| pos[r].0.to_array());
+    let q = quantum(&bx);
+    neigh.x_build.clear();
+    neigh.x_build.reserve_exact(n);
+    neigh.x_build.extend(
+        pos.iter()
+            .map(|p| p.0.to_array().map(|x| (x / q).round().min(65535.0) as u16)),
+    );
+    neigh.last_build = clock.step;
+    neigh.builds += 1;
+}
+
+/// Resolution of the quantised build positions: the longest edge / 65535.
+fn quantum(bx: &microcosm_engine::neighbor::PeriodicBox) -> f64 {
+    bx.len.iter().copied().fold(0.0, f64::max) / 65535.0
+}
+
+/// Packs positions and computes forces (interact phase); energy and virial
+/// too on sampled steps.
+pub fn compute_forces(
+    clock: Res<Clock>,
+    neigh: Res<Neighbors>,
+    mut forces: ResMut<Forces>,
+    mut energy: ResMut<LjEnergy>,
+    scratch: Res<ScratchArenas>,
+    q: Query<(&Position, Option<&AtomType>)>,
+) {
+    let Ok(mut iter) = q.contiguous_iter() else {
+        return;
+    };
+    let Some((pos, types)) = iter.next() else {
+        return;
+    };
+    let sample = clock.is_sample_step();
+    let simd = Simd::detect();
+    let (pe, vir) = match &mut *forces {
+        Forces::Mixed(p) => run::<f32>(p, &neigh.list, pos, types, &scratch, sample, simd),
+        Forces::Double(p) => run::<f64>(p, &neigh.list, pos, types, &scratch, sample, simd),
+    };
+    if sample {
+        *energy = LjEnergy {
+            pe,
+            virial: vir,
+            step: clock.step,
+        };
+    }
+}
+
+fn run<F: Real>(
+    p: &mut Packed<F>,
+    list: &ClusterPairList,
+    pos: &[Position],
+    types: Option<&[AtomType]>,
+    scratch: &ScratchArenas,
+    energy: bool,
+    simd: Simd,
+) -> (f64, f64) {
+    pack(p, list, pos, types);
+    let coeffs = p.coeffs.as_ref().expect("coefficients are set at build");
+    let (packed, ty) = (&p.pos, &p.types);
+    let shifts = list.shifts();
+    let (mut pe, mut vir) = (0.0, 0.0);
+    for color in 0..COLORS {
+        scratch.with(|bump| {
+            let mut wins = list.color_windows(color, &mut p.force, 1, bump);
+            let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
+            let ctx = Ctx {
+                list,
+                pos: packed,
+                types: ty,
+                coeffs,
+                shifts,
+                typed: coeffs.n > 1,
+            };
+            wins.par_iter_mut()
+                .zip(out.par_iter_mut())
+                .for_each(|(w, o)| {
+                    *o = if energy {
+                        simd.task::<F, true>(&ctx, w)
+                    } else {
+                        simd.task::<F, false>(&ctx, w)
+                    };
+                });
+            for &(e, v) in out.iter() {
+                pe += e;
+                vir += v;
+            }
+        });
+    }
+    (pe, vir)
+}
+
+/// Copies positions into cluster order (relative to each cluster's origin;
+/// dummy lanes far away) and zeroes the forces. Buffers are sized once to the
+/// most clusters a layout can need, so later rebuilds never reallocate.
+fn pack<F: Real>(
+    p: &mut Packed<F>,
+    list: &ClusterPairList,
+    pos: &[Position],
+    types: Option<&[AtomType]>,
+) {
+    let nc = list.clusters();
+    let cap = list.max_clusters();
+    if p.pos.capacity() < cap {
+        p.pos.reserve_exact(cap - p.pos.len());
+        p.force.reserve_exact(cap - p.force.len());
+        if types.is_some() {
+            p.types.reserve_exact(cap - p.types.len());
+        }
+    }
+    p.pos.resize(nc, [[F::ZERO; CLUSTER]; 3]);
+    p.force.resize(nc, [[F::ZERO; CLUSTER]; 3]);
+    if types.is_some() {
+        p.types.resize(nc, [0; CLUSTER]);
+    }
+    let rows = &list.row_of;
+    p.pos
+        .par_chunks_mut(PACK_CHUNK)
+        .zip(p.force.par_chunks_mut(PACK_CHUNK))
+        .enumerate()
+        .for_each(|(k, (xs, fs))| {
+            for (i, (x, f)) in xs.iter_mut().zip(fs).enumerate() {
+                let c = k * PACK_CHUNK + i;
+                let o = list.cluster_origin(c);
+                for (l, &r) in rows[c * CLUSTER..(c + 1) * CLUSTER].iter().enumerate() {
+                    if r == NO_ROW {
+                        // Far from everything and from each other.
+                        let far = F::from_f64(1e5 * (1.0 + (c * CLUSTER + l) as f64));
+                        for d in x.iter_mut() {
+                            d[l] = far;
+                        }
+                    } else {
+                        let q = pos[r as usize].0;
+                        for d in 0..3 {
+                            x[d][l] = F::from_f64(q[d] - o[d] as f64);
+                        }
+                    }
+                }
+                *f = [[F::ZERO; CLUSTER]; 3];
+            }
+        });
+    if let Some(ts) = types {
+        p.types
+            .par_chunks_mut(PACK_CHUNK)
+            .enumerate()
+            .for_each(|(k, tc)| {
+                for (i, t) in tc.iter_mut().enumerate() {
+                    let c = k * PACK_CHUNK + i;
+                    for (l, &r) in rows[c * CLUSTER..(c + 1) * CLUSTER].iter().enumerate() {
+                        t[l] = if r == NO_ROW { 0 } else { ts[r as usize].0 };
+                    }
+                }
+            });
+    }
+}
+
+/// Clusters per rayon task when packing.
+const PACK_CHUNK: usize = 256;
+
+struct Ctx<'a, F> {
+    list: &'a ClusterPairList,
+    pos: &'a [Lanes<F>],
+    types: &'a [[u8; CLUSTER]],
+    coeffs: &'a Coeffs<F>,
+    shifts: &'a [[f64; 3]; 27],
+    typed: bool,
+}
+
+/// Pairs of a cluster pair: `k = a·CLUSTER + l` for i-lane `a`, j-lane `l`.
+const P: usize = CLUSTER * CLUSTER;
+
+/// In a cluster's pair with itself, each pair is taken once: `l > a`.
+const UPPER: [bool; P] = {
+    let mut m = [false; P];
+    let mut k = 0;
+    while k < P {
+        m[k] = k % CLUSTER > k / CLUSTER;
+        k += 1;
+    }
+    m
+};
+
+/// Per-pair coefficients of one cluster pair.
+#[derive(Clone, Copy)]
+struct PairCoef<F> {
+    lj1: [F; P],
+    lj2: [F; P],
+    lj3: [F; P],
+    lj4: [F; P],
+    cutsq: [F; P],
+    offset: [F; P],
+}
+
+impl<F: Real> PairCoef<F> {
+    fn uniform(c: &Coeffs<F>) -> Self {
+        PairCoef {
+            lj1: [c.lj1[0]; P],
+            lj2: [c.lj2[0]; P],
+            lj3: [c.lj3[0]; P],
+            lj4: [c.lj4[0]; P],
+            cutsq: [c.cutsq[0]; P],
+            offset: [c.offset[0]; P],
+        }
+    }
+
+    #[inline(always)]
+    fn gather(&mut self, c: &Coeffs<F>, ti: &[u8; CLUSTER], tj: &[u8; CLUSTER]) {
+        for k in 0..P {
+            let t = ti[k / CLUSTER] as usize * c.n + tj[k % CLUSTER] as usize;
+            self.lj1[k] = c.lj1[t];
+            self.lj2[k] = c.lj2[t];
+            self.lj3[k] = c.lj3[t];
+            self.lj4[k] = c.lj4[t];
+            self.cutsq[k] = c.cutsq[t];
+            self.offset[k] = c.offset[t];
+        }
+    }
+}
+
+/// The widest vector instructions this CPU has, for the kernel. Every
+/// variant runs the same scalar-semantics code (no FMA contraction, no
+/// reassociation), so all give bitwise-identical forces; wider ones are faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// The build's baseline (SSE2 on x86-64).
+    Baseline,
+    /// AVX2.
+    Avx2,
+    /// AVX-512F (16 f32 lanes: one cluster pair per instruction).
+    Avx512,
+}
+
+impl Simd {
+    /// Detects the CPU's best variant.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Baseline
+    }
+
+    /// Runs one task with this variant.
+    #[expect(
+        unsafe_code,
+        reason = "calling a #[target_feature] function needs the feature; `detect` checked it"
+    )]
+    fn task<F: Real, const E: bool>(
+        self,
+        ctx: &Ctx<'_, F>,
+        w: &mut TaskWindow<'_, Lanes<F>>,
+    ) -> (f64, f64) {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Simd::Avx512` is only produced by `detect` after
+            // `is_x86_feature_detected!("avx512f")` (or by tests that check it).
+            Simd::Avx512 => unsafe { task_avx512::<F, E>(ctx, w) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for "avx2".
+            Simd::Avx2 => unsafe { task_avx2::<F, E>(ctx, w) },
+            _ => task::<F, E>(ctx, w),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn task_avx2<F: Real, const E: bool>(
+    ctx: &Ctx<'_, F>,
+    w: &mut TaskWindow<'_, Lanes<F>>,
+) -> (f64, f64) {
+    task::<F, E>(ctx, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn task_avx512<F: Real, const E: bool>(
+    ctx: &Ctx<'_, F>,
+    w: &mut TaskWindow<'_, Lanes<F>>,
+) -> (f64, f64) {
+    task::<F, E>(ctx, w)
+}
+
+/// One task: its i-clusters in order, each against its list entries in order.
+#[inline(always)]
+fn task<F: Real, const E: bool>(ctx: &Ctx<'_, F>, w: &mut TaskWindow<'_, Lanes<F>>) -> (f64, f64) {
+    let (mut pe, mut vir) = (0.0, 0.0);
+    let mut coef = PairCoef::uniform(ctx.coeffs);
+    for ci in w.clusters.clone() {
+        let ci = ci as usize;
+        let oi = ctx.list.cluster_origin(ci);
+        // x_i broadcast over the j-lanes: xi[d][a·C + l] = x_i[d][a].
+        let mut xi = [[F::ZERO; P]; 3];
+        for d in 0..3 {
+            for k in 0..P {
+                xi[d][k] = ctx.pos[ci][d][k / CLUSTER];
+            }
+        }
+        let mut fi = [[F::ZERO; P]; 3];
+        let (mut e_acc, mut v_acc) = ([F::ZERO; P], [F::ZERO; P]);
+        for e in ctx.list.entries(ci) {
+            let cj = e.cj as usize;
+            let sh = ctx.shifts[e.shift as usize];
+            let oj = ctx.list.cluster_origin(cj);
+            // x_j in i's frame: local + (origin_j + shift − origin_i), rounded once.
+            let off: [F; 3] =
+                std::array::from_fn(|d| F::from_f64(oj[d] as f64 + sh[d] - oi[d] as f64));
+            if ctx.typed {
+                coef.gather(ctx.coeffs, &ctx.types[ci], &ctx.types[cj]);
+            }
+            let fj = pair_block::<F, E>(
+                &xi,
+                &ctx.pos[cj],
+                off,
+                &coef,
+                cj == ci,
+                &mut fi,
+                &mut e_acc,
+                &mut v_acc,
+            );
+            let out = &mut w.cluster(cj)[0];
+            for d in 0..3 {
+                for (o, f) in out[d].iter_mut().zip(fj[d]) {
+                    *o -= f;
+                }
+            }
+        }
+        let out = &mut w.cluster(ci)[0];
+        for d in 0..3 {
+            for (a, o) in out[d].iter_mut().enumerate() {
+                let mut s = F::ZERO;
+                for f in &fi[d][a * CLUSTER..(a + 1) * CLUSTER] {
+                    s += *f;
+                }
+                *o += s;
+            }
+        }
+        if E {
+            pe += e_acc.iter().map(|x| x.to_f64()).sum::<f64>();
+            vir += v_acc.iter().map(|x| x.to_f64()).sum::<f64>();
+        }
+    }
+    (pe, vir)
+}
+
+/// The 16 interactions of one cluster pair, as flat branch-free lane loops
+/// (the compiler vectorises them). Adds to the i-forces `fi` (per pair, summed
+/// per i-atom by the caller) and returns the j-forces.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pair_block<F: Real, const E: bool>(
+    xi: &[[F; P]; 3],
+    xj: &Lanes<F>,
+    off: [F; 3],
+    c: &PairCoef<F>,
+    same: bool,
+    fi: &mut [[F; P]; 3],
+    e_acc: &mut [F; P],
+    v_acc: &mut [F; P],
+) -> Lanes<F> {
+    let mut dx = [[F::ZERO; P]; 3];
+    for d in 0..3 {
+        let xjd: [F; CLUSTER] = std::array::from_fn(|l| xj[d][l] + off[d]);
+        for k in 0..P {
+            dx[d][k] = xi[d][k] - xjd[k % CLUSTER];
+        }
+    }
+    let mut r2 = [F::ZERO; P];
+    for k in 0..P {
+        r2[k] = dx[0][k] * dx[0][k] + dx[1][k] * dx[1][k] + dx[2][k] * dx[2][k];
+    }
+    let mut fp = [F::ZERO; P];
+    for k in 0..P {
+        let inside = (r2[k] < c.cutsq[k]) & (!same | UPPER[k]);
+        let r2s = if inside { r2[k] } else { F::ONE };
+        let ri = F::ONE / r2s;
+        let r6 = ri * ri * ri;
+        let f = r6 * (c.lj1[k] * r6 - c.lj2[k]) * ri;
+        fp[k] = if inside { f } else { F::ZERO };
+        if E {
+            let en = r6 * (c.lj3[k] * r6 - c.lj4[k]) - c.offset[k];
+            e_acc[k] += if inside { en } else { F::ZERO };
+            v_acc[k] += fp[k] * r2[k];
+        }
+    }
+    let mut fj = [[F::ZERO; CLUSTER]; 3];
+    for d in 0..3 {
+        for k in 0..P {
+            let f = dx[d][k] * fp[k];
+            fi[d][k] += f;
+            fj[d][k % CLUSTER] += f;
+        }
+    }
+    fj
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microcosm_engine::neighbor::PeriodicBox;
+
+    /// Every SIMD variant this CPU runs gives the same force and energy bits.
+    #[test]
+    fn simd_variants_are_bitwise_identical() {
+        let bx = PeriodicBox {
+            len: [9.0, 10.0, 11.0],
+        };
+        let n = 800;
+        let pos: Vec<Position> = (0..n)
+            .map(|i| {
+                let mut r = Rng::new(5, StreamId::named("test"), 0, i);
+                Position(DVec3::new(
+                    r.uniform() * 9.0,
+                    r.uniform() * 10.0,
+                    r.uniform() * 11.0,
+                ))
+            })
+            .collect();
+        let types: Vec<AtomType> = (0..n).map(|i| AtomType((i % 3 == 0) as u8)).collect();
+        let cfg: Lj = toml::from_str(
+            "cutoff = 2.5\nshift = true\npairs = [{ types = [\"A\", \"B\"], epsilon = 1.5, sigma = 0.8, cutoff = 2.0 }]",
+        )
+        .unwrap();
+        let table = LjTable::new(&cfg, &["A".into(), "B".into()]).unwrap();
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
+        let scratch = ScratchArenas::new(1);
+        let mut variants = vec![Simd::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                variants.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                variants.push(Simd::Avx512);
+            }
+        }
+        let mut results = Vec::new();
+        for simd in variants {
+            let mut p = Packed::<f32> {
+                coeffs: Some(Coeffs::new(&table)),
+                ..Default::default()
+            };
+            let (pe, vir) = run(&mut p, &list, &pos, Some(&types), &scratch, true, simd);
+            let bits: Vec<u32> = p
+                .force
+                .iter()
+                .flatten()
+                .flatten()
+                .map(|f| f.to_bits())
+                .collect();
+            results.push((simd, pe.to_bits(), vir.to_bits(), bits));
+        }
+        assert!(pe_nonzero(&results));
+        for r in &results[1..] {
+            assert_eq!(r.1, results[0].1, "{:?} energy differs from baseline", r.0);
+            assert_eq!(r.2, results[0].2, "{:?} virial differs from baseline", r.0);
+            assert!(r.3 == results[0].3, "{:?} forces differ from baseline", r.0);
+        }
+    }
+
+    fn pe_nonzero(r: &[(Simd, u64, u64, Vec<u32>)]) -> bool {
+        f64::from_bits(r[0].1) != 0.0
+    }
+}
