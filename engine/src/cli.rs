@@ -306,6 +306,9 @@ pub fn print_report(r: &RunReport, dir: &Path, out: &mut impl Write) {
         s.entity_steps_per_second
     );
     let _ = writeln!(out, "bytes_per_entity: {:.1}", m.bytes_per_entity);
+    for (k, v) in &m.per_unit {
+        let _ = writeln!(out, "{k}: {v:.3}");
+    }
     let _ = writeln!(
         out,
         "steady_state_heap_allocations: {} ({} steps)",

@@ -282,7 +282,15 @@ pub struct MemoryReport {
     pub estimate: EstimateReport,
     /// Live heap and RSS through the run, for plots.
     pub samples: Vec<MemorySample>,
+    /// Attributable bytes per sim-declared unit, as `bytes_per_<unit>`
+    /// (e.g. `bytes_per_gene`); see [`crate::plugin::Builder::memory_unit`].
+    #[serde(flatten)]
+    pub per_unit: std::collections::BTreeMap<String, f64>,
 }
+
+/// Units besides entities that a sim counts its memory in (a resource).
+#[derive(Resource, Debug, Clone, Default)]
+pub struct MemoryUnits(pub Vec<(&'static str, u64)>);
 
 /// Entity bookkeeping bytes.
 #[derive(Debug, Clone, Serialize)]

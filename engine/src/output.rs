@@ -54,7 +54,7 @@ impl OutputFiles {
         };
         let fin = dir.join(name);
         let part = dir.join(format!("{name}.part"));
-        let w = BufWriter::with_capacity(1 << 16, File::create(&part)?);
+        let w = BufWriter::with_capacity(1 << 15, File::create(&part)?);
         self.files.push(OutFile { part, fin, w });
         Ok(Some(FileId(self.files.len() - 1)))
     }
@@ -109,6 +109,7 @@ impl crate::Footprint for OutputFiles {
 /// values in `measure`; the engine writes the row in `output` on sampled steps.
 #[derive(Resource, Debug, Default)]
 pub struct Metrics {
+    index: &'static str,
     columns: Vec<&'static str>,
     row: Vec<f64>,
     file: Option<FileId>,
@@ -116,6 +117,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Names the first column (the step number): `step` unless a sim names
+    /// it otherwise (e.g. `generation`).
+    pub fn set_index_name(&mut self, name: &'static str) {
+        self.index = name;
+    }
+
     /// Adds a column (after `step`), returning its index.
     pub fn add_column(&mut self, name: &'static str) -> usize {
         self.columns.push(name);
@@ -166,7 +173,7 @@ pub(crate) fn open_metrics(world: &mut World) -> io::Result<()> {
         m.file = id;
         if let Some(id) = id {
             let w = files.writer(id);
-            write!(w, "step")?;
+            write!(w, "{}", if m.index.is_empty() { "step" } else { m.index })?;
             for c in &m.columns {
                 write!(w, ",{c}")?;
             }

@@ -235,6 +235,21 @@ impl Builder<'_> {
         }));
     }
 
+    /// Declares a unit the memory report also divides attributable bytes by:
+    /// `memory_unit("gene", n * g)` adds `bytes_per_gene` to memory.json.
+    pub fn memory_unit(&mut self, name: &'static str, count: u64) {
+        let mut u = self
+            .world
+            .get_resource_or_init::<crate::memory::MemoryUnits>();
+        u.0.retain(|(n, _)| *n != name);
+        u.0.push((name, count));
+    }
+
+    /// Names metrics.csv's first column, the step number (default `step`).
+    pub fn index_column(&mut self, name: &'static str) {
+        self.world.resource_mut::<Metrics>().set_index_name(name);
+    }
+
     /// Declares a metrics.csv column; returns its index for [`Metrics::set`].
     pub fn metric(&mut self, name: &'static str) -> usize {
         self.world.resource_mut::<Metrics>().add_column(name)

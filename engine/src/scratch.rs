@@ -2,12 +2,16 @@
 //!
 //! Systems borrow temporaries with [`ScratchArenas::with`]; the closure gets a
 //! `&Bump` whose lifetime ends with the closure, so nothing allocated there can
-//! be kept past it, and the `begin` phase opens a new epoch every step. Each
-//! arena resets itself at its first use in a new epoch (rayon has no
-//! allocation-free way to run a closure on every worker, so the reset is lazy,
-//! but it is logically "reset in begin": nothing survives from one step to the
-//! next). A reset keeps the arena's largest chunk, so once the arena has grown
-//! to the largest step's need, steps allocate nothing from the heap.
+//! be kept past it. The outermost `with` on a thread therefore resets the
+//! arena when it returns; nested uses (rayon work stealing inside a `with`)
+//! share it until then. The `begin` phase also opens a new epoch every step,
+//! and an arena first used in a new epoch starts empty (rayon has no
+//! allocation-free way to run a closure on every worker, so that reset is
+//! lazy, but it is logically "reset in begin": nothing survives from one step
+//! to the next). A reset keeps the arena's largest chunk, so an arena holds
+//! what its largest single use needed — not a total that would depend on how
+//! many tasks the scheduler gave that thread — and once warm, steps allocate
+//! nothing from the heap.
 //!
 //! Arenas live in thread-locals of the rayon workers of the sim's pool; the
 //! resource keeps the epoch and the bytes each arena holds (one atomic slot
@@ -77,7 +81,12 @@ impl ScratchArenas {
             a.depth.set(a.depth.get() + 1);
             let out = f(&a.bump.borrow());
             a.depth.set(a.depth.get() - 1);
-            self.held[slot].store(a.bump.borrow().allocated_bytes(), Relaxed);
+            let held = a.bump.borrow().allocated_bytes();
+            self.held[slot].store(held, Relaxed);
+            if a.depth.get() == 0 {
+                // Nothing allocated in the closure can outlive it.
+                a.bump.borrow_mut().reset();
+            }
             out
         })
     }
@@ -139,9 +148,14 @@ mod tests {
         // One chunk large enough for the whole test: a reset keeps the last chunk.
         s.warm(64 << 10);
         s.begin_step();
-        let p1 = s.with(|b| b.alloc_slice_fill_copy(1000, 1u8).as_ptr() as usize);
-        let p1b = s.with(|b| b.alloc_slice_fill_copy(1000, 2u8).as_ptr() as usize);
-        assert_ne!(p1, p1b, "same epoch: the first allocation is still live");
+        let (p1, p1b) = s.with(|b| {
+            let x = b.alloc_slice_fill_copy(1000, 1u8).as_ptr() as usize;
+            let y = b.alloc_slice_fill_copy(1000, 2u8).as_ptr() as usize;
+            (x, y)
+        });
+        assert_ne!(p1, p1b, "inside one use, allocations are distinct");
+        let p1c = s.with(|b| b.alloc_slice_fill_copy(1000, 1u8).as_ptr() as usize);
+        assert_eq!(p1, p1c, "the next use starts from an empty arena");
         s.begin_step();
         let p2 = s.with(|b| b.alloc_slice_fill_copy(1000, 3u8).as_ptr() as usize);
         assert_eq!(

@@ -191,18 +191,13 @@ impl Sim {
         } else {
             opts.threads
         };
-        // The creating thread becomes worker 0, so the schedule always runs on
-        // it (and on its scratch arena); if it already belongs to a pool, the
-        // sim gets a pool of its own threads only.
-        let builder = || {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("microcosm-{i}"))
-        };
-        let pool = builder()
-            .use_current_thread()
+        // A pool of its own threads. (rayon's `use_current_thread` would make
+        // the caller worker 0, but leaks the pool's registry and binds the
+        // thread to it for good, so a second sim on that thread could not.)
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("microcosm-{i}"))
             .build()
-            .or_else(|_| builder().build())
             .map_err(|e| SimError::Io(format!("thread pool: {e}")))?;
         let created_dir = match &opts.out {
             Some(d) if !d.exists() => {
@@ -352,9 +347,10 @@ impl Sim {
         pool.install(|| schedule.run(world));
     }
 
-    /// Gives every worker's arena a chunk as large as the largest arena's after
-    /// the setup pass (at least 16 KiB), so a worker that first needs scratch in
-    /// a later step finds it already there.
+    /// Gives every worker's arena a chunk as large as the largest arena's (at
+    /// least 16 KiB), so whichever worker runs a system later finds the scratch
+    /// it needs already there. Run after the setup pass and after each warm-up
+    /// step (the broadcast allocates, outside the steady-state window).
     fn warm_scratch(&mut self) {
         let scratch = self.world.resource::<ScratchArenas>();
         let bytes = scratch.max_held_bytes().max(16 << 10);
@@ -391,6 +387,9 @@ impl Sim {
         self.run_schedule();
         self.loop_seconds += t.elapsed().as_secs_f64();
         let after = alloc::stats();
+        if !steady {
+            self.warm_scratch();
+        }
         if steady {
             let (n, b) = after.since(&before);
             self.steady_allocs += n;
@@ -543,6 +542,20 @@ impl Sim {
                 entities: self.estimate.entities,
             },
             samples: self.samples.clone(),
+            per_unit: self
+                .world
+                .get_resource::<memory::MemoryUnits>()
+                .map(|u| {
+                    u.0.iter()
+                        .map(|&(name, n)| {
+                            (
+                                format!("bytes_per_{name}"),
+                                attributable as f64 / n.max(1) as f64,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

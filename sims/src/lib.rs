@@ -5,10 +5,11 @@
 //! * [`brownian`] — overdamped Brownian particles in a periodic box, the
 //!   default demo (its mean-square displacement has the exact answer 6·D·t);
 //! * [`md`] — Lennard-Jones molecular dynamics;
-//! * `genes`, `agents` — gene populations and active-inference agents (issues
-//!   #4, #5; not yet here).
+//! * [`genes`] — populations of gene-expression genomes under selection;
+//! * `agents` — active-inference agents (issue #5; not yet here).
 
 pub mod brownian;
+pub mod genes;
 pub mod md;
 
 use microcosm_engine::Registry;
@@ -19,5 +20,6 @@ pub fn registry() -> Registry {
     r.register::<brownian::Brownian>();
     r.register::<brownian::Msd>();
     md::register(&mut r);
+    genes::register(&mut r);
     r
 }
