@@ -393,23 +393,28 @@ pub fn mutate_row(row: &mut [f32], lambda: f64, magnitude: f64, r: &mut Rng) -> 
     if lambda <= 0.0 {
         return 0;
     }
+    // 1/λ (0 when every gene mutates).
+    let inv = if lambda.is_infinite() {
+        0.0
+    } else {
+        1.0 / lambda
+    };
     let mut count = 0;
-    let mut i = gap(lambda, r);
+    let mut i = gap(inv, r);
     while i < row.len() {
         let z: f64 = StandardNormal.sample(r);
         row[i] = (row[i] + (magnitude * z) as f32).max(0.0);
         count += 1;
-        i += 1 + gap(lambda, r);
+        i += 1 + gap(inv, r);
     }
     count
 }
 
+/// ⌊E/λ⌋, E ~ Exp(1): Geometric(1 − e^(−λ)) failures before a success.
 #[inline]
-fn gap(lambda: f64, r: &mut Rng) -> usize {
-    if lambda.is_infinite() {
-        return 0;
-    }
+fn gap(inv_lambda: f64, r: &mut Rng) -> usize {
     let e: f64 = Exp1.sample(r);
-    // e/λ ≥ 0: truncation is the floor (and `as` saturates huge values).
-    (e / lambda) as usize
+    // e/λ ≥ 0: truncation is the floor; `as` saturates at u32::MAX (no row
+    // is that long).
+    (e * inv_lambda) as u32 as usize
 }

@@ -163,8 +163,14 @@ impl Compiled {
     /// Fitness of one row of levels.
     #[inline]
     pub fn eval(&self, e: &[f32]) -> f64 {
+        self.eval_with_sum(e, lane_sum(e, e, |x, _| x))
+    }
+
+    /// Fitness of one row whose level sum is `sum` (from [`row_sums`]).
+    #[inline]
+    pub fn eval_with_sum(&self, e: &[f32], sum: f32) -> f64 {
         let g = e.len() as f64;
-        let mean = || lane_sum(e, e, |x, _| x) as f64 / g;
+        let mean = || sum as f64 / g;
         match self {
             Compiled::Proportional => mean(),
             Compiled::Threshold(t) => {
@@ -257,8 +263,8 @@ pub fn evaluate(
             .zip(partial.par_iter_mut())
             .for_each(|((f, rows), p)| {
                 for (fi, row) in f.iter_mut().zip(rows.chunks(g)) {
-                    fi.0 = model.eval(row);
                     let (s, s2) = row_sums(row);
+                    fi.0 = model.eval_with_sum(row, s);
                     p.0 += s as f64;
                     p.1 += s2 as f64;
                 }
