@@ -81,48 +81,61 @@ impl ScratchArenas {
             a.depth.set(a.depth.get() + 1);
             let out = f(&a.bump.borrow());
             a.depth.set(a.depth.get() - 1);
-            let held = a.bump.borrow().allocated_bytes();
-            self.held[slot].store(held, Relaxed);
             if a.depth.get() == 0 {
-                // Nothing allocated in the closure can outlive it.
+                // The peak of this use, then the reset: nothing allocated in
+                // the closure can outlive it. A reset keeps the last (largest)
+                // chunk, which is what the arena holds from now on.
+                self.high_water.fetch_max(a.bump.borrow().allocated_bytes(), Relaxed);
                 a.bump.borrow_mut().reset();
+                self.held[slot].store(a.bump.borrow().allocated_bytes(), Relaxed);
             }
             out
         })
     }
 
-    /// Opens a new step: the arenas' contents from earlier steps are dead, and
-    /// the high-water mark takes in what the arenas held. Run by `begin`.
+    /// Opens a new step: the arenas' contents from earlier steps are dead.
+    /// Run by `begin`.
     pub fn begin_step(&mut self) {
-        let held = self.held_bytes();
-        self.high_water.fetch_max(held, Relaxed);
         *self.epoch.get_mut() += 1;
     }
 
-    /// Bytes the arenas hold right now (chunk capacity, i.e. heap they own).
+    /// Bytes the arenas hold between uses (retained chunks: heap they own).
     pub fn held_bytes(&self) -> usize {
         self.held.iter().map(|h| h.load(Relaxed)).sum()
     }
 
-    /// Highest [`held_bytes`](Self::held_bytes) seen at a step boundary.
+    /// Heap the arenas own, at its highest: the retained chunks of all
+    /// arenas, or the peak of a single use if that was larger.
     pub fn high_water_bytes(&self) -> usize {
         self.high_water.load(Relaxed).max(self.held_bytes())
     }
 
-    /// Makes this thread's arena hold a chunk of at least `bytes`, so later steps
-    /// on this thread do not allocate for needs up to that size. The sim calls
-    /// it on every worker after the setup pass.
+    /// Makes this thread's arena hold one chunk of at least `bytes` (replacing
+    /// a smaller arena by one of exactly that capacity, so warming never
+    /// compounds bumpalo's chunk doubling), so later uses on this thread of up
+    /// to that size allocate nothing. The sim calls it on every worker.
     pub fn warm(&self, bytes: usize) {
-        self.with(|b| {
-            if b.allocated_bytes() < bytes {
-                let layout = std::alloc::Layout::from_size_align(bytes, 16)
-                    .unwrap_or(std::alloc::Layout::new::<u128>());
-                b.alloc_layout(layout);
+        let slot = rayon::current_thread_index()
+            .filter(|&i| i + 1 < self.held.len())
+            .unwrap_or(self.held.len() - 1);
+        ARENA.with(|a| {
+            if a.depth.get() != 0 {
+                return;
             }
+            if a.owner.get() != self.id {
+                a.bump.borrow_mut().reset();
+                a.owner.set(self.id);
+                a.epoch.set(self.epoch.load(Relaxed));
+            }
+            let mut bump = a.bump.borrow_mut();
+            if bump.chunk_capacity() < bytes {
+                *bump = Bump::with_capacity(bytes);
+            }
+            self.held[slot].store(bump.allocated_bytes(), Relaxed);
         });
     }
 
-    /// The most any one arena holds.
+    /// The most any one arena retains between uses.
     pub fn max_held_bytes(&self) -> usize {
         self.held.iter().map(|h| h.load(Relaxed)).max().unwrap_or(0)
     }

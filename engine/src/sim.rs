@@ -138,7 +138,7 @@ pub struct RunReport {
 pub struct Sim {
     world: World,
     schedule: Schedule,
-    pool: rayon::ThreadPool,
+    pool: std::sync::Arc<rayon::ThreadPool>,
     scenario: Scenario,
     plugin_names: Vec<String>,
     estimate: Estimate,
@@ -198,6 +198,7 @@ impl Sim {
             .num_threads(threads)
             .thread_name(|i| format!("microcosm-{i}"))
             .build()
+            .map(std::sync::Arc::new)
             .map_err(|e| SimError::Io(format!("thread pool: {e}")))?;
         let created_dir = match &opts.out {
             Some(d) if !d.exists() => {
@@ -421,12 +422,20 @@ impl Sim {
     }
 
     /// Runs the remaining steps, calling `progress(step, steps)` after each.
-    pub fn run(&mut self, mut progress: impl FnMut(u64, u64)) {
+    ///
+    /// The whole loop runs on one worker of the sim's pool: entering the pool
+    /// from outside (as each [`Sim::step`] called from another thread does)
+    /// pushes a job into rayon's injector, which allocates a block every 63
+    /// jobs; from inside, each step's `install` runs in place.
+    pub fn run(&mut self, mut progress: impl FnMut(u64, u64) + Send) {
         let total = self.scenario.run.steps;
-        while self.step() {
+        let pool = std::sync::Arc::clone(&self.pool);
+        pool.install(|| {
+            while self.step() {
+                progress(self.clock().step, total);
+            }
             progress(self.clock().step, total);
-        }
-        progress(self.clock().step, total);
+        });
     }
 
     /// The clock.
