@@ -25,6 +25,11 @@
 //! the same order with 1 or N threads. [`ClusterPairList::color_windows`] hands
 //! out the disjoint slices safely (`split_at_mut`).
 //!
+//! **Pruning.** Kernels may re-partition each i-cluster's entries in place
+//! ([`ClusterPairList::prune_chunks`]): the entries kept come first, the others
+//! are flagged and follow; [`ClusterPairList::active_entries`] yields the kept
+//! prefix, [`ClusterPairList::entries`] all of them. A build clears all flags.
+//!
 //! Memory: 4 B per list entry (j-cluster index and shift packed in a `u32`),
 //! 24 B per cluster of bounding box, 8 B per point of slot maps, and the
 //! sort buffers; all grow in the first builds and are reused after.
@@ -39,6 +44,10 @@ pub const COLORS: usize = 16;
 pub const NO_ROW: u32 = u32::MAX;
 /// Bits of a list entry that hold the shift index (27 shifts).
 const SHIFT_BITS: u32 = 5;
+/// Bit of a list entry that marks it pruned (see [`PruneChunk::retain_first`]).
+const PRUNED: u32 = 1 << 31;
+/// Most clusters a list can index (the entry bits left by shift and flag).
+const MAX_CLUSTERS: usize = 1 << (31 - SHIFT_BITS);
 
 /// A periodic orthorhombic box `[0, L)` in each dimension.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,6 +118,8 @@ pub struct ClusterPairList {
     task_start: Vec<u32>,
     // Reused counting-sort buffer.
     cursor: Vec<u32>,
+    // Reused search buffer: the columns near the current i-column.
+    near: Vec<NearColumn>,
     /// Bounding-box distance checks made by all builds so far.
     pub bbox_checks: u64,
     /// Builds so far.
@@ -141,6 +152,10 @@ impl ClusterPairList {
         self.bx = Some(bx);
         self.builds += 1;
         self.layout(bx, n, &pos);
+        assert!(
+            self.clusters() <= MAX_CLUSTERS,
+            "too many clusters for the list"
+        );
         self.bounding_boxes(&pos);
         self.search(bx);
         self.partition();
@@ -246,101 +261,142 @@ impl ClusterPairList {
         }
         let shift_index =
             |sx: i32, sy: i32, sz: i32| ((sx + 1) * 9 + (sy + 1) * 3 + (sz + 1)) as u32;
-        let r2 = self.r_list * self.r_list;
+        // Box tests run in f32 on an r_list widened by a margin far above the
+        // rounding of f32 coordinates (|x| < 2L): the list may gain a few
+        // entries, it never misses one.
+        let lmax = bx.len.iter().copied().fold(0.0, f64::max);
+        let margin = 1e-5 * (lmax + self.r_list);
+        let rm = self.r_list + margin;
+        let rs = rm as f32;
+        let r2 = rs * rs;
+        let len = bx.len.map(|l| l as f32);
         let reach = [
             (self.r_list / self.col_len[0]).ceil() as i64,
             (self.r_list / self.col_len[1]).ceil() as i64,
         ];
         let (ncx, ncy) = (self.ncol[0] as i64, self.ncol[1] as i64);
+        let cl = self.col_len;
         self.starts.clear();
         // Entries fluctuate from build to build: keep 15% headroom so later
         // builds reuse the buffer (it grows only in the first builds).
         let want = self.entries.len() + self.entries.len() / 7;
         reserve_total(&mut self.entries, want);
         self.entries.clear();
-        self.window = 0;
+        reserve_total(
+            &mut self.near,
+            ((2 * reach[0] + 1) * (2 * reach[1] + 1)) as usize,
+        );
+        let mut near = std::mem::take(&mut self.near);
+        let mut window = 0;
         let mut checks = 0u64;
         for cy in 0..ncy {
             for cx in 0..ncx {
                 let col = (cy * ncx + cx) as usize;
+                // The columns whose cells come within r_list of this one's, in
+                // a fixed order (y, then x), with the image shift to apply.
+                near.clear();
+                let (ix0, iy0) = (cx as f64 * cl[0], cy as f64 * cl[1]);
+                for dy in -reach[1]..=reach[1] {
+                    let (jy, sy) = wrap_col(cy + dy, ncy);
+                    for dx in -reach[0]..=reach[0] {
+                        let (jx, sx) = wrap_col(cx + dx, ncx);
+                        let jcol = (jy * ncx + jx) as usize;
+                        let x0 = jx as f64 * cl[0] + sx as f64 * bx.len[0];
+                        let y0 = jy as f64 * cl[1] + sy as f64 * bx.len[1];
+                        let gx = (x0 - (ix0 + cl[0])).max(ix0 - (x0 + cl[0])).max(0.0);
+                        let gy = (y0 - (iy0 + cl[1])).max(iy0 - (y0 + cl[1])).max(0.0);
+                        if gx * gx + gy * gy >= rm * rm {
+                            continue;
+                        }
+                        let c0 = self.col_start[jcol];
+                        near.push(NearColumn {
+                            c0,
+                            c1: self.col_start[jcol + 1],
+                            cell: [
+                                next_down(x0 as f32),
+                                next_up((x0 + cl[0]) as f32),
+                                next_down(y0 as f32),
+                                next_up((y0 + cl[1]) as f32),
+                            ],
+                            shift: [sx as f32 * len[0], sy as f32 * len[1]],
+                            image: [sx as i32, sy as i32],
+                            cur: [c0; 3],
+                        });
+                    }
+                }
                 for ci in self.col_start[col]..self.col_start[col + 1] {
                     self.starts.push(self.entries.len() as u32);
                     let bi = self.bbox[ci as usize];
                     if bi[0] > bi[3] {
                         continue; // an empty cluster cannot happen, but be safe
                     }
-                    for dy in -reach[1]..=reach[1] {
-                        let (jy, sy) = wrap_col(cy + dy, ncy);
-                        for dx in -reach[0]..=reach[0] {
-                            let (jx, sx) = wrap_col(cx + dx, ncx);
-                            let jcol = (jy * ncx + jx) as usize;
-                            // The column's cell, shifted into i's image, must come
-                            // within r_list of the i-cluster in x-y.
-                            let cell = [
-                                jx as f64 * self.col_len[0] + sx as f64 * bx.len[0],
-                                jy as f64 * self.col_len[1] + sy as f64 * bx.len[1],
-                            ];
-                            let gx = (cell[0] - bi[3] as f64)
-                                .max(bi[0] as f64 - (cell[0] + self.col_len[0]))
-                                .max(0.0);
-                            let gy = (cell[1] - bi[4] as f64)
-                                .max(bi[1] as f64 - (cell[1] + self.col_len[1]))
-                                .max(0.0);
-                            if gx * gx + gy * gy >= r2 {
+                    // Accepted entries of this i-cluster, flushed in batches
+                    // (so that accepting is branch-free).
+                    let mut buf = [0u32; 64];
+                    let mut nbuf = 0;
+                    for nb in near.iter_mut() {
+                        // Columns wholly behind ci in cyclic order hold no pair
+                        // of its (they list it themselves).
+                        let f0 = nb.c0 as usize + nc - ci as usize;
+                        let f0 = if f0 >= nc { f0 - nc } else { f0 };
+                        if !(nb.c0..nb.c1).contains(&ci) && 2 * f0 > nc {
+                            continue;
+                        }
+                        // The column's cell must come within r_list of the
+                        // i-cluster in x-y.
+                        let gx = (nb.cell[0] - bi[3]).max(bi[0] - nb.cell[1]).max(0.0);
+                        let gy = (nb.cell[2] - bi[4]).max(bi[1] - nb.cell[3]).max(0.0);
+                        if gx * gx + gy * gy >= r2 {
+                            continue;
+                        }
+                        for (m, sz) in [-1i32, 0, 1].into_iter().enumerate() {
+                            // Images in z matter only near the z faces.
+                            if (sz == 1 && bi[5] + rs < len[2]) || (sz == -1 && bi[2] - rs >= 0.0) {
                                 continue;
                             }
-                            let (c0, c1) = (
-                                self.col_start[jcol] as usize,
-                                self.col_start[jcol + 1] as usize,
-                            );
-                            let column = &self.bbox[c0..c1];
-                            for sz in -1i64..=1 {
-                                // Images in z matter only near the z faces.
-                                if (sz == 1 && (bi[5] as f64) + self.r_list < bx.len[2])
-                                    || (sz == -1 && (bi[2] as f64) - self.r_list >= 0.0)
-                                {
-                                    continue;
+                            let s = [nb.shift[0], nb.shift[1], sz as f32 * len[2]];
+                            let image = shift_index(nb.image[0], nb.image[1], sz);
+                            // Clusters of a column are sorted by z: only those
+                            // whose shifted z-range meets [lo, hi] can be close.
+                            // Both bounds only grow along the i-column, so the
+                            // first candidate is a cursor that only moves on.
+                            let lo = bi[2] - rs - s[2];
+                            let hi = bi[5] + rs - s[2];
+                            let mut c = nb.cur[m];
+                            while c < nb.c1 && self.bbox[c as usize][5] < lo {
+                                c += 1;
+                            }
+                            nb.cur[m] = c;
+                            for (cj, bj) in (c..nb.c1).zip(&self.bbox[c as usize..nb.c1 as usize]) {
+                                if bj[2] > hi {
+                                    break;
                                 }
-                                let s = [
-                                    sx as f64 * bx.len[0],
-                                    sy as f64 * bx.len[1],
-                                    sz as f64 * bx.len[2],
-                                ];
-                                // Clusters of a column are sorted by z: only those
-                                // whose shifted z-range meets [lo, hi] can be close.
-                                let lo = bi[2] as f64 - self.r_list - s[2];
-                                let hi = bi[5] as f64 + self.r_list - s[2];
-                                let first = column.partition_point(|b| (b[5] as f64) < lo);
-                                for (k, bj) in column[first..].iter().enumerate() {
-                                    if bj[2] as f64 > hi {
-                                        break;
-                                    }
-                                    let cj = (c0 + first + k) as u32;
-                                    let d = if cj >= ci {
-                                        (cj - ci) as usize
-                                    } else {
-                                        (cj as usize + nc) - ci as usize
-                                    };
-                                    // d == 0 is the cluster with itself (any image; kernels
-                                    // take j > i inside it).
-                                    if !(d == 0 || d < nc - d || (d == nc - d && ci < cj)) {
-                                        continue;
-                                    }
-                                    checks += 1;
-                                    if bbox_dist2(&bi, bj, s) < r2 {
-                                        self.entries.push(
-                                            (cj << SHIFT_BITS)
-                                                | shift_index(sx as i32, sy as i32, sz as i32),
-                                        );
-                                        self.window = self.window.max(d);
-                                    }
+                                let d = if cj >= ci {
+                                    (cj - ci) as usize
+                                } else {
+                                    (cj as usize + nc) - ci as usize
+                                };
+                                // d == 0 is the cluster with itself (any image;
+                                // kernels take j > i inside it).
+                                let ahead = d == 0 || d < nc - d || (d == nc - d && ci < cj);
+                                checks += ahead as u64;
+                                let accept = ahead & (bbox_dist2(&bi, bj, s) < r2);
+                                buf[nbuf] = (cj << SHIFT_BITS) | image;
+                                nbuf += accept as usize;
+                                window = window.max(if accept { d } else { 0 });
+                                if nbuf == buf.len() {
+                                    self.entries.extend_from_slice(&buf);
+                                    nbuf = 0;
                                 }
                             }
                         }
                     }
+                    self.entries.extend_from_slice(&buf[..nbuf]);
                 }
             }
         }
+        self.near = near;
+        self.window = window;
         self.starts.push(self.entries.len() as u32);
         self.bbox_checks += checks;
         // Keep 15% headroom; give back a capacity far above it (the first
@@ -374,6 +430,14 @@ impl ClusterPairList {
         [b[0], b[1], b[2]]
     }
 
+    /// [`ClusterPairList::cluster_origin`] in lanes 0..3 of four (lane 3 holds
+    /// an unspecified finite value): four lanes load and convert as one vector.
+    #[inline]
+    pub fn cluster_origin4(&self, c: usize) -> [f32; 4] {
+        let b = &self.bbox[c];
+        [b[0], b[1], b[2], b[3]]
+    }
+
     /// Most clusters any layout of the last build's points can need (every
     /// column pads at most one): size per-cluster buffers to this once.
     pub fn max_clusters(&self) -> usize {
@@ -405,15 +469,62 @@ impl ClusterPairList {
         &self.shifts
     }
 
-    /// Entries of i-cluster `ci`.
+    /// Entries of i-cluster `ci` (pruned ones included).
     #[inline]
     pub fn entries(&self, ci: usize) -> impl Iterator<Item = Entry> + '_ {
         self.entries[self.starts[ci] as usize..self.starts[ci + 1] as usize]
             .iter()
-            .map(|&e| Entry {
-                cj: e >> SHIFT_BITS,
-                shift: (e & ((1 << SHIFT_BITS) - 1)) as u8,
-            })
+            .map(|&e| decode(e))
+    }
+
+    /// Entries of i-cluster `ci` that the last prune kept (all of them after
+    /// a build), in their current order.
+    #[inline]
+    pub fn active_entries(&self, ci: usize) -> impl Iterator<Item = Entry> + '_ {
+        self.entries[self.starts[ci] as usize..self.starts[ci + 1] as usize]
+            .iter()
+            .take_while(|&&e| e & PRUNED == 0)
+            .map(|&e| decode(e))
+    }
+
+    /// Entries kept by the last prune (all after a build).
+    pub fn active_len(&self) -> usize {
+        (0..self.clusters())
+            .map(|ci| self.active_entries(ci).count())
+            .sum()
+    }
+
+    /// The i-clusters cut into chunks of `chunk` clusters, each with its
+    /// entries to re-partition (see [`PruneChunk::retain_first`]), allocated
+    /// in `bump`. Chunks are disjoint: they may be pruned in parallel.
+    pub fn prune_chunks<'a, 'b>(
+        &'a mut self,
+        chunk: usize,
+        bump: &'b bumpalo::Bump,
+    ) -> bumpalo::collections::Vec<'b, PruneChunk<'a>> {
+        let nc = self.clusters();
+        let chunk = chunk.max(1);
+        let mut out = bumpalo::collections::Vec::with_capacity_in(nc.div_ceil(chunk), bump);
+        let mut rest: &'a mut [u32] = &mut self.entries;
+        let mut c0 = 0;
+        while c0 < nc {
+            let c1 = (c0 + chunk).min(nc);
+            let base = self.starts[c0] as usize;
+            let (mine, r) = rest.split_at_mut(self.starts[c1] as usize - base);
+            rest = r;
+            out.push(PruneChunk {
+                clusters: c0 as u32..c1 as u32,
+                geometry: Geometry {
+                    bbox: &self.bbox,
+                    shifts: &self.shifts,
+                },
+                starts: &self.starts,
+                base,
+                entries: mine,
+            });
+            c0 = c1;
+        }
+        out
     }
 
     /// Total entries.
@@ -512,6 +623,18 @@ pub struct TaskWindow<'a, T> {
 }
 
 impl<T> TaskWindow<'_, T> {
+    /// The value of cluster `c` (which must lie in this window) when the
+    /// window holds one value per cluster.
+    #[inline]
+    pub fn one(&mut self, c: usize) -> &mut T {
+        debug_assert_eq!(self.per_cluster, 1);
+        if c >= self.base {
+            &mut self.main[c - self.base]
+        } else {
+            &mut self.wrap[c]
+        }
+    }
+
     /// The values of cluster `c` (which must lie in this window).
     #[inline]
     pub fn cluster(&mut self, c: usize) -> &mut [T] {
@@ -525,6 +648,98 @@ impl<T> TaskWindow<'_, T> {
     }
 }
 
+/// The test of [`PruneChunk::retain_first`] (a trait rather than a closure so
+/// that kernels can force it inline, into code built for their CPU features).
+pub trait Keep {
+    /// Whether to keep `e`.
+    fn keep(&mut self, e: Entry) -> bool;
+}
+
+/// Cluster origins and image shifts of a list, borrowed apart from its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry<'a> {
+    bbox: &'a [[f32; 6]],
+    shifts: &'a [[f64; 3]; 27],
+}
+
+impl<'a> Geometry<'a> {
+    /// As [`ClusterPairList::cluster_origin`].
+    #[inline]
+    pub fn cluster_origin(&self, c: usize) -> [f32; 3] {
+        let b = &self.bbox[c];
+        [b[0], b[1], b[2]]
+    }
+
+    /// As [`ClusterPairList::cluster_origin4`].
+    #[inline]
+    pub fn cluster_origin4(&self, c: usize) -> [f32; 4] {
+        let b = &self.bbox[c];
+        [b[0], b[1], b[2], b[3]]
+    }
+
+    /// As [`ClusterPairList::shifts`].
+    #[inline]
+    pub fn shifts(&self) -> &'a [[f64; 3]; 27] {
+        self.shifts
+    }
+}
+
+/// Some i-clusters of a list, with their entries to prune.
+#[derive(Debug)]
+pub struct PruneChunk<'a> {
+    /// The chunk's i-clusters.
+    pub clusters: std::ops::Range<u32>,
+    /// Origins and shifts.
+    pub geometry: Geometry<'a>,
+    starts: &'a [u32],
+    base: usize,
+    entries: &'a mut [u32],
+}
+
+impl PruneChunk<'_> {
+    /// Re-partitions i-cluster `ci`'s entries (all of them, pruned or not):
+    /// those `keep` keeps first, the others after, flagged as pruned, each
+    /// group in its current relative order. Deterministic: the result
+    /// depends on the current order and `keep` only. Returns how many were
+    /// kept.
+    #[inline(always)]
+    pub fn retain_first(&mut self, ci: usize, keep: &mut impl Keep) -> usize {
+        let a = self.starts[ci] as usize - self.base;
+        let b = self.starts[ci + 1] as usize - self.base;
+        let es = &mut self.entries[a..b];
+        let mut rest = [0u32; 256];
+        if es.len() <= rest.len() {
+            // Branch-free: kept entries are compacted in place (the write
+            // index never passes the read index), the others set aside.
+            let (mut w, mut r) = (0, 0);
+            for i in 0..es.len() {
+                let e = es[i] & !PRUNED;
+                let k = keep.keep(decode(e));
+                es[w] = e;
+                rest[r] = e | PRUNED;
+                w += k as usize;
+                r += !k as usize;
+            }
+            es[w..].copy_from_slice(&rest[..r]);
+            return w;
+        }
+        // Long lists: an in-place Lomuto partition (the flagged group's
+        // order is then not kept, which is equally deterministic).
+        let mut w = 0;
+        for i in 0..es.len() {
+            let e = es[i] & !PRUNED;
+            let k = keep.keep(decode(e));
+            // Branch-free Lomuto step: es[w..i] are flagged; a kept entry
+            // swaps with the first of them (with itself when w == i).
+            let t = if w == i { e | PRUNED } else { es[w] };
+            es[i] = if k { t } else { e | PRUNED };
+            es[w] = if k { e } else { t };
+            w += k as usize;
+        }
+        w
+    }
+}
+
 impl Footprint for ClusterPairList {
     fn heap_bytes(&self) -> usize {
         self.col_start.heap_bytes()
@@ -535,6 +750,7 @@ impl Footprint for ClusterPairList {
             + self.entries.heap_bytes()
             + self.task_start.heap_bytes()
             + self.cursor.heap_bytes()
+            + self.near.heap_bytes()
     }
 }
 
@@ -543,6 +759,15 @@ impl Footprint for ClusterPairList {
 fn reserve_total<T>(v: &mut Vec<T>, total: usize) {
     if v.capacity() < total {
         v.reserve_exact(total.saturating_sub(v.len()));
+    }
+}
+
+#[inline]
+fn decode(e: u32) -> Entry {
+    let e = e & !PRUNED;
+    Entry {
+        cj: e >> SHIFT_BITS,
+        shift: (e & ((1 << SHIFT_BITS) - 1)) as u8,
     }
 }
 
@@ -564,17 +789,33 @@ fn next_up(x: f32) -> f32 {
     x.next_up()
 }
 
-/// Squared distance between two boxes, the second shifted by `s`.
+/// Squared distance between two boxes, the second shifted by `s` (f32).
 #[inline]
-fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f64; 3]) -> f64 {
+fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f32; 3]) -> f32 {
     let mut d2 = 0.0;
     for k in 0..3 {
-        let gap = (b[k] as f64 + s[k] - a[k + 3] as f64)
-            .max(a[k] as f64 - (b[k + 3] as f64 + s[k]))
+        let gap = (b[k] + s[k] - a[k + 3])
+            .max(a[k] - (b[k + 3] + s[k]))
             .max(0.0);
         d2 += gap * gap;
     }
     d2
+}
+
+/// A column near the i-column being searched.
+#[derive(Debug, Clone, Copy)]
+struct NearColumn {
+    /// Its clusters.
+    c0: u32,
+    c1: u32,
+    /// Its cell in x-y, in the i-column's image (rounded outwards): x0, x1, y0, y1.
+    cell: [f32; 4],
+    /// The image shift in x and y, and its index (−1, 0, 1 per axis).
+    shift: [f32; 2],
+    image: [i32; 2],
+    /// Per z image (−1, 0, 1): the first cluster that may still reach the
+    /// current i-cluster.
+    cur: [u32; 3],
 }
 
 #[cfg(test)]
@@ -690,6 +931,47 @@ mod tests {
             covered.iter().all(|&c| c == 1),
             "every i-cluster in exactly one task"
         );
+    }
+
+    /// Pruning partitions each cluster's entries: kept first, flagged after,
+    /// both in their previous relative order; a build clears the flags.
+    #[test]
+    fn prune_keeps_order_and_entries() {
+        let bx = PeriodicBox {
+            len: [12.0, 12.0, 12.0],
+        };
+        let n = 1500;
+        let pts = random_points(n, bx, 3);
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, n, |r| pts[r]);
+        let before: Vec<Vec<Entry>> = (0..list.clusters())
+            .map(|c| list.entries(c).collect())
+            .collect();
+        struct Odd;
+        impl Keep for Odd {
+            fn keep(&mut self, e: Entry) -> bool {
+                (e.cj + e.shift as u32) % 2 == 1
+            }
+        }
+        let bump = bumpalo::Bump::new();
+        for _ in 0..2 {
+            for mut chunk in list.prune_chunks(7, &bump) {
+                for ci in chunk.clusters.clone() {
+                    chunk.retain_first(ci as usize, &mut Odd);
+                }
+            }
+        }
+        for (c, old) in before.iter().enumerate() {
+            let (kept, dropped): (Vec<Entry>, Vec<Entry>) =
+                old.iter().partition(|e| (e.cj + e.shift as u32) % 2 == 1);
+            let active: Vec<Entry> = list.active_entries(c).collect();
+            assert_eq!(active, kept);
+            let all: Vec<Entry> = list.entries(c).collect();
+            assert_eq!(all[..kept.len()], kept[..]);
+            assert_eq!(all[kept.len()..], dropped[..]);
+        }
+        list.build(bx, 2.8, n, |r| pts[r]);
+        assert_eq!(list.active_len(), list.len());
     }
 
     #[test]
