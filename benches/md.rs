@@ -35,7 +35,12 @@ fn scenario(cells: u32) -> Scenario {
 
 fn build(cells: u32, threads: usize) -> Sim {
     let registry = microcosm::sims::registry();
-    Sim::new(scenario(cells), &registry, RunOptions { threads, out: None }).unwrap()
+    Sim::new(
+        scenario(cells),
+        &registry,
+        RunOptions { threads, out: None },
+    )
+    .unwrap()
 }
 
 fn step_throughput(c: &mut Criterion) {

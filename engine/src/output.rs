@@ -54,7 +54,7 @@ impl OutputFiles {
         };
         let fin = dir.join(name);
         let part = dir.join(format!("{name}.part"));
-        let w = BufWriter::with_capacity(1 << 15, File::create(&part)?);
+        let w = BufWriter::with_capacity(1 << 14, File::create(&part)?);
         self.files.push(OutFile { part, fin, w });
         Ok(Some(FileId(self.files.len() - 1)))
     }

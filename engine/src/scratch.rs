@@ -85,7 +85,8 @@ impl ScratchArenas {
                 // The peak of this use, then the reset: nothing allocated in
                 // the closure can outlive it. A reset keeps the last (largest)
                 // chunk, which is what the arena holds from now on.
-                self.high_water.fetch_max(a.bump.borrow().allocated_bytes(), Relaxed);
+                self.high_water
+                    .fetch_max(a.bump.borrow().allocated_bytes(), Relaxed);
                 a.bump.borrow_mut().reset();
                 self.held[slot].store(a.bump.borrow().allocated_bytes(), Relaxed);
             }

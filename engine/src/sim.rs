@@ -348,14 +348,15 @@ impl Sim {
         pool.install(|| schedule.run(world));
     }
 
-    /// Gives every worker's arena a chunk as large as the largest arena's (at
-    /// least 16 KiB), so whichever worker runs a system later finds the scratch
-    /// it needs already there. Run after the setup pass and after each warm-up
-    /// step (the broadcast allocates, outside the steady-state window).
+    /// Gives every worker's arena a first chunk of 16 KiB after the setup
+    /// pass (a broadcast allocates; this is setup). Each arena then keeps
+    /// what its own largest use needed; [`Sim::run`] keeps the schedule on
+    /// one worker, so warm-up steps grow exactly the arenas later steps use
+    /// (warming every worker to the largest arena would hold, e.g., a
+    /// 200 kB alias table once per thread).
     fn warm_scratch(&mut self) {
         let scratch = self.world.resource::<ScratchArenas>();
-        let bytes = scratch.max_held_bytes().max(16 << 10);
-        self.pool.broadcast(|_| scratch.warm(bytes));
+        self.pool.broadcast(|_| scratch.warm(16 << 10));
     }
 
     fn sample_memory(&mut self, step: u64) {
@@ -388,9 +389,6 @@ impl Sim {
         self.run_schedule();
         self.loop_seconds += t.elapsed().as_secs_f64();
         let after = alloc::stats();
-        if !steady {
-            self.warm_scratch();
-        }
         if steady {
             let (n, b) = after.since(&before);
             self.steady_allocs += n;

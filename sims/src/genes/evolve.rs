@@ -136,16 +136,13 @@ fn reproduce(
     let (cur, next) = (&genomes.cur, &mut genomes.next);
     scratch.with(|bump| {
         // Per-scheme tables, in the arena.
-        let mut prob: &mut [f64] = &mut [];
-        let mut alias: &mut [u32] = &mut [];
+        let mut table: &mut [AliasSlot] = &mut [];
         let mut ranked: &mut [u32] = &mut [];
         match p.scheme {
             Scheme::Proportional => {
-                prob = bump.alloc_slice_fill_copy(n, 0.0f64);
-                alias = bump.alloc_slice_fill_copy(n, 0u32);
-                let small = bump.alloc_slice_fill_copy(n, 0u32);
-                let large = bump.alloc_slice_fill_copy(n, 0u32);
-                build_alias(fit, prob, alias, small, large);
+                // One allocation (16 B per individual): one arena chunk.
+                table = bump.alloc_slice_fill_copy(n, AliasSlot::default());
+                build_alias(fit, table);
             }
             Scheme::Truncation { .. } => {
                 ranked = bump.alloc_slice_fill_iter(0..n as u32);
@@ -158,7 +155,7 @@ fn reproduce(
             }
             _ => {}
         }
-        let (prob, alias, ranked) = (&*prob, &*alias, &*ranked);
+        let (table, ranked) = (&*table, &*ranked);
         let top = match p.scheme {
             Scheme::Truncation { fraction } => ((fraction * n as f64).ceil() as usize).clamp(1, n),
             _ => n,
@@ -167,10 +164,10 @@ fn reproduce(
             match p.scheme {
                 Scheme::Proportional => {
                     let i = r.below(n as u64) as usize;
-                    if r.uniform() < prob[i] {
+                    if r.uniform() < table[i].prob {
                         i
                     } else {
-                        alias[i] as usize
+                        table[i].alias as usize
                     }
                 }
                 Scheme::Tournament { k } => {
@@ -270,46 +267,56 @@ const BIT: [u32; 16] = {
     b
 };
 
-/// Walker/Vose alias table for weights ∝ max(fitness, 0) (uniform if all 0).
-fn build_alias(
-    fit: &[Fitness],
-    prob: &mut [f64],
-    alias: &mut [u32],
-    small: &mut [u32],
-    large: &mut [u32],
-) {
+/// One entry of the alias table: acceptance probability, alias, and the
+/// link of the construction's work lists.
+#[derive(Debug, Clone, Copy, Default)]
+struct AliasSlot {
+    prob: f64,
+    alias: u32,
+    next: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// Walker/Vose alias table for weights ∝ max(fitness, 0) (uniform if all 0),
+/// built in place: the "small" and "large" work lists are linked through
+/// `next`, so the table is one slice.
+fn build_alias(fit: &[Fitness], t: &mut [AliasSlot]) {
     let n = fit.len();
     let total: f64 = fit.iter().map(|f| f.0.max(0.0)).sum();
-    let (mut ns, mut nl) = (0, 0);
-    for (i, f) in fit.iter().enumerate() {
-        prob[i] = if total > 0.0 && total.is_finite() {
+    let (mut small, mut large) = (NIL, NIL);
+    for (i, f) in fit.iter().enumerate().rev() {
+        let prob = if total > 0.0 && total.is_finite() {
             f.0.max(0.0) * n as f64 / total
         } else {
             1.0
         };
-        alias[i] = i as u32;
-        if prob[i] < 1.0 {
-            small[ns] = i as u32;
-            ns += 1;
-        } else {
-            large[nl] = i as u32;
-            nl += 1;
+        let list = if prob < 1.0 { &mut small } else { &mut large };
+        t[i] = AliasSlot {
+            prob,
+            alias: i as u32,
+            next: *list,
+        };
+        *list = i as u32;
+    }
+    while small != NIL && large != NIL {
+        let s = small as usize;
+        small = t[s].next;
+        let l = large as usize;
+        t[s].alias = l as u32;
+        t[l].prob -= 1.0 - t[s].prob;
+        if t[l].prob < 1.0 {
+            large = t[l].next;
+            t[l].next = small;
+            small = l as u32;
         }
     }
-    while ns > 0 && nl > 0 {
-        ns -= 1;
-        let s = small[ns] as usize;
-        let l = large[nl - 1] as usize;
-        alias[s] = l as u32;
-        prob[l] -= 1.0 - prob[s];
-        if prob[l] < 1.0 {
-            nl -= 1;
-            small[ns] = l as u32;
-            ns += 1;
+    for head in [small, large] {
+        let mut i = head;
+        while i != NIL {
+            t[i as usize].prob = 1.0;
+            i = t[i as usize].next;
         }
-    }
-    for &i in large[..nl].iter().chain(small[..ns].iter()) {
-        prob[i as usize] = 1.0;
     }
 }
 
