@@ -196,11 +196,7 @@ const NETWORK: StreamId = StreamId::named("genes/network");
 
 impl Plugin for Expression {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let g = b
-            .world()
-            .get_resource::<Genomes>()
-            .map(|x| x.g)
-            .ok_or_else(|| b.error("needs the `population` plugin before it"))?;
+        let g = super::genes_per_individual(b)?;
         let network = match &self.network {
             Some(spec) => spec.load(g, b, "network", NETWORK)?,
             None => Sparse::default(),

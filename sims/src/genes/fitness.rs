@@ -200,11 +200,7 @@ const EPISTASIS: StreamId = StreamId::named("genes/epistasis");
 
 impl Plugin for FitnessModel {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let g = b
-            .world()
-            .get_resource::<Genomes>()
-            .map(|x| x.g)
-            .ok_or_else(|| b.error("needs the `population` plugin before it"))?;
+        let g = super::genes_per_individual(b)?;
         let per_gene = |v: &PerGene, key: &str| {
             v.expand(g)
                 .ok_or_else(|| b.key_error(key, format!("needs one number or {g} (one per gene)")))

@@ -73,6 +73,16 @@ pub struct GenerationStats {
     pub mutations: u64,
 }
 
+/// G, from the `population` plugin (which must come first).
+pub(crate) fn genes_per_individual(
+    b: &microcosm_engine::Builder,
+) -> Result<usize, microcosm_engine::BuildError> {
+    b.world()
+        .get_resource::<Genomes>()
+        .map(|x| x.g)
+        .ok_or_else(|| b.error("needs the `population` plugin before it"))
+}
+
 /// Individuals per rayon task: fixed, so work splits never depend on threads.
 pub(crate) const ROWS: usize = 64;
 

@@ -50,11 +50,7 @@ impl PluginConfig for GeneStats {
 
 impl Plugin for GeneStats {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let g = b
-            .world()
-            .get_resource::<Genomes>()
-            .map(|x| x.g)
-            .ok_or_else(|| b.error("needs the `population` plugin before it"))?;
+        let g = super::genes_per_individual(b)?;
         b.index_column("generation");
         let cols = Columns {
             mean_fitness: b.metric("mean_fitness"),
