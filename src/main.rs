@@ -9,7 +9,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 fn main() {
     let bundled = cli::Bundled {
         assets: microcosm::assets_dir(),
-        default_scenario: "demo/brownian".into(),
+        default_scenario: "md/lj-liquid".into(),
         default_steps: None,
     };
     std::process::exit(cli::main(&microcosm_sims::registry(), &bundled));

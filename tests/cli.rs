@@ -199,7 +199,7 @@ fn bare_microcosm_runs_the_default_scenario() {
     let o = bin().current_dir(&d).output().unwrap();
     let (stdout, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(stdout.contains("scenario: demo/brownian"));
+    assert!(stdout.contains("scenario: md/lj-liquid"));
     assert!(stdout.contains("memory ("), "memory table printed");
-    assert!(d.join("runs/demo/brownian/memory.json").is_file());
+    assert!(d.join("runs/md/lj-liquid/memory.json").is_file());
 }

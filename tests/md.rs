@@ -216,7 +216,11 @@ fn md_is_bitwise_identical_across_thread_counts() {
                         .chain(v.0.to_array().map(|x| x.to_bits() as u64))
                 })
                 .collect();
-            sim.finish().unwrap();
+            let r = sim.finish().unwrap();
+            assert_eq!(
+                r.memory.steady_state.heap_allocations, 0,
+                "{name}, {threads} threads"
+            );
             let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
             outs.push((csv, state));
         }
