@@ -198,9 +198,11 @@ fn md_is_bitwise_identical_across_thread_counts() {
         let mut outs = Vec::new();
         for threads in [1, 2] {
             let dir = common::temp_dir(&format!("md-det-{}-{threads}", name.replace('/', "-")));
+            // Past the scenarios' warm-up (20 and 50 steps), with list
+            // rebuilds in steady state.
             let mut sim = bundled(
                 name,
-                &["run.steps=60", "run.sample_every=10"],
+                &["run.steps=120", "run.sample_every=10"],
                 threads,
                 Some(dir.clone()),
             );
