@@ -136,11 +136,6 @@ impl ScratchArenas {
         });
     }
 
-    /// The most any one arena retains between uses.
-    pub fn max_held_bytes(&self) -> usize {
-        self.held.iter().map(|h| h.load(Relaxed)).max().unwrap_or(0)
-    }
-
     /// Number of arenas that have been used.
     pub fn arenas(&self) -> usize {
         self.held.iter().filter(|h| h.load(Relaxed) > 0).count()
