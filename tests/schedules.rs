@@ -42,73 +42,47 @@ fn every_bundled_scenario_builds_without_ambiguities() {
 #[derive(Resource, Default)]
 struct Counter(u64);
 
+/// Two systems writing `Counter` (+1 then ×2), ordered only if `chain`.
 #[derive(serde::Deserialize)]
-struct Racy {}
+struct Writers {
+    chain: bool,
+}
 
-impl Plugin for Racy {
+impl Plugin for Writers {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
         b.insert_resource(Counter::default());
-        b.add_systems(
-            Phase::Evolve,
-            (
-                |mut c: ResMut<Counter>| c.0 += 1,
-                |mut c: ResMut<Counter>| c.0 *= 2,
-            ),
-        );
+        let add = |mut c: ResMut<Counter>| c.0 += 1;
+        let double = |mut c: ResMut<Counter>| c.0 *= 2;
+        if self.chain {
+            b.add_systems(Phase::Evolve, (add, double).chain());
+        } else {
+            b.add_systems(Phase::Evolve, (add, double));
+        }
         Ok(())
     }
 }
 
-impl PluginConfig for Racy {
-    const NAME: &'static str = "racy";
-    const SUMMARY: &'static str = "two unordered writers";
+impl PluginConfig for Writers {
+    const NAME: &'static str = "writers";
+    const SUMMARY: &'static str = "two writers of one resource";
 }
 
 #[test]
 fn unordered_conflicting_systems_are_refused() {
     let mut r = Registry::default();
-    r.register::<Racy>();
-    let text = "[run]\nsteps = 1\n[plugins.racy]\n";
-    let s = Scenario::parse(text, "t", "t.toml".as_ref(), ".".as_ref(), &[]).unwrap();
-    let Err(e) = Sim::new(s, &r, RunOptions::default()) else {
+    r.register::<Writers>();
+    let build = |chain: bool| {
+        let text = format!("[run]\nsteps = 1\n[plugins.writers]\nchain = {chain}\n");
+        let s = Scenario::parse(&text, "t", "t.toml".as_ref(), ".".as_ref(), &[]).unwrap();
+        Sim::new(s, &r, RunOptions::default())
+    };
+    let Err(e) = build(false) else {
         panic!("accepted an ambiguous schedule")
     };
     assert!(matches!(e, SimError::Schedule(_)), "{e}");
     assert!(e.to_string().contains("Counter"), "{e}");
     // The same systems chained are accepted, and run in order: (0 + 1) × 2.
-    let mut sim = Sim::new(
-        Scenario::parse(text, "t", "t.toml".as_ref(), ".".as_ref(), &[]).unwrap(),
-        &{
-            let mut r = Registry::default();
-            r.register::<Chained>();
-            r
-        },
-        RunOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut sim = build(true).unwrap_or_else(|e| panic!("{e}"));
     sim.run(|_, _| {});
     assert_eq!(sim.world().resource::<Counter>().0, 2);
-}
-
-#[derive(serde::Deserialize)]
-struct Chained {}
-
-impl Plugin for Chained {
-    fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        b.insert_resource(Counter::default());
-        b.add_systems(
-            Phase::Evolve,
-            (
-                |mut c: ResMut<Counter>| c.0 += 1,
-                |mut c: ResMut<Counter>| c.0 *= 2,
-            )
-                .chain(),
-        );
-        Ok(())
-    }
-}
-
-impl PluginConfig for Chained {
-    const NAME: &'static str = "racy";
-    const SUMMARY: &'static str = "two ordered writers";
 }

@@ -426,16 +426,23 @@ impl ClusterPairList {
     /// f32-exact origin for coordinates local to the cluster).
     #[inline]
     pub fn cluster_origin(&self, c: usize) -> [f32; 3] {
-        let b = &self.bbox[c];
-        [b[0], b[1], b[2]]
+        self.geometry().cluster_origin(c)
     }
 
     /// [`ClusterPairList::cluster_origin`] in lanes 0..3 of four (lane 3 holds
     /// an unspecified finite value): four lanes load and convert as one vector.
     #[inline]
     pub fn cluster_origin4(&self, c: usize) -> [f32; 4] {
-        let b = &self.bbox[c];
-        [b[0], b[1], b[2], b[3]]
+        self.geometry().cluster_origin4(c)
+    }
+
+    /// The read-only geometry of the last build (origins, shifts).
+    #[inline]
+    fn geometry(&self) -> Geometry<'_> {
+        Geometry {
+            bbox: &self.bbox,
+            shifts: &self.shifts,
+        }
     }
 
     /// Most clusters any layout of the last build's points can need (every

@@ -1294,16 +1294,19 @@ mod tests {
     use super::*;
     use microcosm_engine::neighbor::PeriodicBox;
 
-    /// Every SIMD variant this CPU runs gives the same force and energy bits.
-    #[test]
-    fn simd_variants_are_bitwise_identical() {
+    /// `n` random atoms in a 9×10×11 box, every `every_b`-th of type B, and
+    /// the A–B table of the Kob–Andersen-like mixture.
+    fn fixture(
+        n: u64,
+        seed: u64,
+        every_b: u64,
+    ) -> (PeriodicBox, u64, Vec<Position>, Vec<AtomType>, LjTable) {
         let bx = PeriodicBox {
             len: [9.0, 10.0, 11.0],
         };
-        let n = 800;
-        let pos: Vec<Position> = (0..n)
+        let pos = (0..n)
             .map(|i| {
-                let mut r = Rng::new(5, StreamId::named("test"), 0, i);
+                let mut r = Rng::new(seed, StreamId::named("test"), 0, i);
                 Position(DVec3::new(
                     r.uniform() * 9.0,
                     r.uniform() * 10.0,
@@ -1311,12 +1314,19 @@ mod tests {
                 ))
             })
             .collect();
-        let types: Vec<AtomType> = (0..n).map(|i| AtomType((i % 3 == 0) as u8)).collect();
+        let types = (0..n).map(|i| AtomType((i % every_b == 0) as u8)).collect();
         let cfg: Lj = toml::from_str(
             "cutoff = 2.5\nshift = true\npairs = [{ types = [\"A\", \"B\"], epsilon = 1.5, sigma = 0.8, cutoff = 2.0 }]",
         )
         .unwrap();
         let table = LjTable::new(&cfg, &["A".into(), "B".into()]).unwrap();
+        (bx, n, pos, types, table)
+    }
+
+    /// Every SIMD variant this CPU runs gives the same force and energy bits.
+    #[test]
+    fn simd_variants_are_bitwise_identical() {
+        let (bx, n, pos, types, table) = fixture(800, 5, 3);
         let mut list = ClusterPairList::default();
         list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
         let scratch = ScratchArenas::new(1);
@@ -1367,26 +1377,7 @@ mod tests {
     /// of the cutoff and keeps the others' order: the same bits as unpruned.
     #[test]
     fn pruning_is_exact() {
-        let bx = PeriodicBox {
-            len: [9.0, 10.0, 11.0],
-        };
-        let n = 900;
-        let pos: Vec<Position> = (0..n)
-            .map(|i| {
-                let mut r = Rng::new(9, StreamId::named("test"), 0, i);
-                Position(DVec3::new(
-                    r.uniform() * 9.0,
-                    r.uniform() * 10.0,
-                    r.uniform() * 11.0,
-                ))
-            })
-            .collect();
-        let types: Vec<AtomType> = (0..n).map(|i| AtomType((i % 4 == 0) as u8)).collect();
-        let cfg: Lj = toml::from_str(
-            "cutoff = 2.5\nshift = true\npairs = [{ types = [\"A\", \"B\"], epsilon = 1.5, sigma = 0.8, cutoff = 2.0 }]",
-        )
-        .unwrap();
-        let table = LjTable::new(&cfg, &["A".into(), "B".into()]).unwrap();
+        let (bx, n, pos, types, table) = fixture(900, 9, 4);
         let scratch = ScratchArenas::new(1);
         let simd = Simd::detect();
         let mut out = Vec::new();
