@@ -22,6 +22,7 @@
 //! * [`memory`] — component, entity, resource, scratch, heap and RSS accounting.
 //! * [`footprint`] — the [`Footprint`] trait for resources.
 //! * [`output`] — metrics.csv and other output files, atomically renamed.
+//! * [`simd`] — runtime choice of vector instructions for hot kernels.
 //! * [`bench`] — a criterion `Measurement` of allocated bytes.
 //! * [`cli`] — the `microcosm` command line, reusable by binaries that add plugins.
 
@@ -39,6 +40,7 @@ pub mod rng;
 pub mod scenario;
 pub mod scratch;
 pub mod sim;
+pub mod simd;
 
 pub use bevy_ecs;
 pub use footprint::Footprint;
