@@ -6,8 +6,9 @@
 //!   default demo (its mean-square displacement has the exact answer 6·D·t);
 //! * [`md`] — Lennard-Jones molecular dynamics;
 //! * [`genes`] — populations of gene-expression genomes under selection;
-//! * `agents` — active-inference agents (issue #5; not yet here).
+//! * [`agents`] — active-inference agents in a shared grid world.
 
+pub mod agents;
 pub mod brownian;
 pub mod genes;
 pub mod md;
@@ -21,5 +22,6 @@ pub fn registry() -> Registry {
     r.register::<brownian::Msd>();
     md::register(&mut r);
     genes::register(&mut r);
+    agents::register(&mut r);
     r
 }

@@ -1,0 +1,357 @@
+//! Dense beliefs: every agent keeps q(s) over all S states.
+//!
+//! **Layout.** Beliefs are stored in blocks of `L` agents (16 for f32, 8 for
+//! f64: one 64-byte vector), state-major inside a block:
+//! `q[(block·S + s)·L + lane]`. Every operation of the update is then the
+//! same for all lanes at one state index, so the kernel is straight vector
+//! code with no gathers or horizontal sums, and each lane's sums run over s
+//! in a fixed order: the result does not depend on how blocks are spread
+//! over threads.
+//!
+//! **Exact algebra, fewer transcendentals.** With λ = `max(A[o, s], ε)` and
+//! π = `max(prior(s), ε)`, `softmax(log λ + log π)` equals `λπ / Σ λπ`, which
+//! the kernel computes directly (no log or exp per state; the two differ by
+//! rounding only). In the plan, `−Σ_s qn(s)·H[A[:, s]] + qo·C` equals
+//! `Σ_s qs(s)·G_u(s)` with `G_u(s) = (AᵀC − H[A])(succ(s, u))` precomputed,
+//! so the one S-long term per action that needs logarithms is `H[qo_u]`.
+//! `qo_u = A·qn_u` is a 5-point stencil over rows of A.
+
+use microcosm_engine::simd::Job;
+use rayon::prelude::*;
+
+use super::decide::{Precision, decide};
+use super::math::Float;
+use super::world::{ACTIONS, Model};
+use super::{Agent, Draws};
+
+/// The model's tables in the kernel's float type (a resource).
+#[derive(bevy_ecs::prelude::Resource, Debug, Clone)]
+pub struct DenseTables<F> {
+    /// S.
+    pub states: usize,
+    succ: Vec<[u32; ACTIONS]>,
+    /// Row o of A: states s with A[o, s] > 0 possible (padded with o).
+    row_idx: Vec<[u32; 5]>,
+    /// A[o, s] of those entries (padding: 0).
+    row_w: Vec<[F; 5]>,
+    /// max(A[o, s], ε) of those entries.
+    row_lik: Vec<[F; 5]>,
+    /// Entries used in each row.
+    row_len: Vec<u8>,
+    /// G_u(s) = AC(succ(s, u)) − H_A(succ(s, u)).
+    g: Vec<[F; ACTIONS]>,
+}
+
+impl<F: Float> DenseTables<F> {
+    /// The tables of `m`.
+    pub fn new(m: &Model) -> Self {
+        let s_n = m.states;
+        let mut t = DenseTables {
+            states: s_n,
+            succ: m.succ.clone(),
+            row_idx: Vec::with_capacity(s_n),
+            row_w: Vec::with_capacity(s_n),
+            row_lik: Vec::with_capacity(s_n),
+            row_len: Vec::with_capacity(s_n),
+            g: Vec::with_capacity(s_n),
+        };
+        for o in 0..s_n {
+            let (mut idx, mut w, mut lik) = ([o as u32; 5], [F::ZERO; 5], [F::EPS; 5]);
+            let mut k = 0;
+            m.for_row(o, |s, a| {
+                idx[k] = s as u32;
+                w[k] = F::from_f64(a);
+                lik[k] = F::from_f64(a.max(super::world::EPS));
+                k += 1;
+            });
+            t.row_idx.push(idx);
+            t.row_w.push(w);
+            t.row_lik.push(lik);
+            t.row_len.push(k as u8);
+            t.g.push(m.succ[o].map(|x| F::from_f64(m.ac[x as usize] - m.h_a[x as usize])));
+        }
+        t
+    }
+}
+
+impl<F> microcosm_engine::Footprint for DenseTables<F> {
+    fn heap_bytes(&self) -> usize {
+        self.succ.heap_bytes()
+            + self.row_idx.heap_bytes()
+            + self.row_w.heap_bytes()
+            + self.row_lik.heap_bytes()
+            + self.row_len.heap_bytes()
+            + self.g.heap_bytes()
+    }
+}
+
+/// Every agent's posterior over S states, in blocks of `L` lanes (a resource;
+/// agent `i` is table row `i`).
+#[derive(bevy_ecs::prelude::Resource, Debug, Clone)]
+pub struct DenseBeliefs<F> {
+    /// Agents.
+    pub agents: usize,
+    /// States S.
+    pub states: usize,
+    /// Lanes per block.
+    pub lanes: usize,
+    /// `q[(block·S + s)·lanes + lane]`.
+    pub q: Vec<F>,
+    /// Per-task entropy sums of the last step (folded in task order).
+    partial: Vec<f64>,
+}
+
+impl<F: Float> DenseBeliefs<F> {
+    /// All agents at the uniform prior D.
+    pub fn uniform(agents: usize, states: usize, lanes: usize) -> Self {
+        let blocks = agents.div_ceil(lanes);
+        DenseBeliefs {
+            agents,
+            states,
+            lanes,
+            q: vec![F::from_f64(1.0 / states as f64); blocks * states * lanes],
+            partial: vec![0.0; blocks.div_ceil(BLOCKS)],
+        }
+    }
+
+    /// Agent `i`'s belief in state `s`.
+    pub fn get(&self, i: usize, s: usize) -> F {
+        let (b, l) = (i / self.lanes, i % self.lanes);
+        self.q[(b * self.states + s) * self.lanes + l]
+    }
+}
+
+impl<F> microcosm_engine::Footprint for DenseBeliefs<F> {
+    fn heap_bytes(&self) -> usize {
+        self.q.heap_bytes() + self.partial.heap_bytes()
+    }
+}
+
+/// Blocks of agents per parallel task (fixed: task boundaries never depend
+/// on the thread count).
+pub const BLOCKS: usize = 4;
+
+/// One task: consecutive blocks of agents.
+pub struct Task<'a, F: Float, const L: usize> {
+    /// Tables.
+    pub t: &'a DenseTables<F>,
+    /// The model (observation sampling).
+    pub m: &'a Model,
+    /// γ, α.
+    pub p: Precision<F>,
+    /// Random draws of this step.
+    pub draws: Draws,
+    /// Index of the task's first agent.
+    pub first: usize,
+    /// The task's beliefs (whole blocks).
+    pub q: &'a mut [[F; L]],
+    /// The task's agents.
+    pub agents: &'a mut [Agent],
+    /// Work space: 2·S lane vectors.
+    pub work: &'a mut [[F; L]],
+    /// Whether to sum the posterior entropies.
+    pub entropy: bool,
+}
+
+impl<F: Float, const L: usize> Job for Task<'_, F, L> {
+    type Out = f64;
+
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let s_n = self.t.states;
+        let mut h = 0.0;
+        for (b, (q, agents)) in self
+            .q
+            .chunks_mut(s_n)
+            .zip(self.agents.chunks_mut(L))
+            .enumerate()
+        {
+            h += block::<F, L>(
+                self.t,
+                self.m,
+                &self.p,
+                self.draws,
+                self.first + b * L,
+                q,
+                agents,
+                self.work,
+                self.entropy,
+            );
+        }
+        h
+    }
+}
+
+/// Observe, infer, plan and act for one block of `L` agents (fewer in the
+/// last block: the spare lanes compute on a dummy agent and are not written
+/// back). Returns the sum of the real lanes' posterior entropies (0 unless
+/// `entropy`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<F: Float, const L: usize>(
+    t: &DenseTables<F>,
+    m: &Model,
+    p: &Precision<F>,
+    draws: Draws,
+    first: usize,
+    q: &mut [[F; L]],
+    agents: &mut [Agent],
+    work: &mut [[F; L]],
+    entropy: bool,
+) -> f64 {
+    let s_n = t.states;
+    let n = agents.len();
+    // Observe, and the action uniforms.
+    let mut obs = [0u32; L];
+    let mut prev = [0u8; L];
+    let mut ua = [F::ZERO; L];
+    for (l, a) in agents.iter().enumerate() {
+        let (uo, uu) = draws.uniforms((first + l) as u64);
+        obs[l] = m.sample_obs(a.pos as usize, uo);
+        prev[l] = a.action;
+        ua[l] = F::from_f64(uu);
+    }
+    let (prior, qn) = work.split_at_mut(s_n);
+    // Prior = B_{last action} q, one masked pass per action present.
+    let mut present = [false; ACTIONS];
+    for &u in &prev {
+        present[u as usize] = true;
+    }
+    if present[1..].iter().any(|&x| x) {
+        prior.fill([F::ZERO; L]);
+        for (u, _) in present.iter().enumerate().filter(|x| *x.1) {
+            let mask: [F; L] = std::array::from_fn(|l| if prev[l] as usize == u { F::ONE } else { F::ZERO });
+            for (s, qs) in q.iter().enumerate() {
+                let to = &mut prior[t.succ[s][u] as usize];
+                for l in 0..L {
+                    to[l] = to[l] + mask[l] * qs[l];
+                }
+            }
+        }
+    } else {
+        prior.copy_from_slice(q);
+    }
+    // Infer: q = λπ / Σ λπ.
+    let eps = F::EPS;
+    for (qs, pr) in q.iter_mut().zip(prior.iter()) {
+        for l in 0..L {
+            qs[l] = pr[l].max(eps) * eps;
+        }
+    }
+    for l in 0..L {
+        let o = obs[l] as usize;
+        for k in 0..t.row_len[o] as usize {
+            let s = t.row_idx[o][k] as usize;
+            q[s][l] = prior[s][l].max(eps) * t.row_lik[o][k];
+        }
+    }
+    let mut z = [F::ZERO; L];
+    for qs in q.iter() {
+        for l in 0..L {
+            z[l] = z[l] + qs[l];
+        }
+    }
+    for qs in q.iter_mut() {
+        for l in 0..L {
+            qs[l] = qs[l] / z[l];
+        }
+    }
+    let mut h_sum = 0.0;
+    if entropy {
+        let mut h = [F::ZERO; L];
+        for qs in q.iter() {
+            for l in 0..L {
+                h[l] = h[l] + qs[l] * qs[l].max(eps).ln();
+            }
+        }
+        for hl in &h[..n] {
+            h_sum -= hl.to_f64();
+        }
+    }
+    // Plan: neg_efe_u = H[A qn_u] + Σ_s q(s) G_u(s).
+    let mut neg = [[F::ZERO; L]; ACTIONS];
+    for (u, negu) in neg.iter_mut().enumerate() {
+        let src: &[[F; L]] = if u == 0 {
+            q
+        } else {
+            qn.fill([F::ZERO; L]);
+            for (s, qs) in q.iter().enumerate() {
+                let to = &mut qn[t.succ[s][u] as usize];
+                for l in 0..L {
+                    to[l] = to[l] + qs[l];
+                }
+            }
+            qn
+        };
+        let mut h = [F::ZERO; L];
+        let mut d = [F::ZERO; L];
+        for (o, qs_o) in q.iter().enumerate() {
+            let (idx, w) = (&t.row_idx[o], &t.row_w[o]);
+            let (x0, x1, x2, x3, x4) = (
+                &src[idx[0] as usize],
+                &src[idx[1] as usize],
+                &src[idx[2] as usize],
+                &src[idx[3] as usize],
+                &src[idx[4] as usize],
+            );
+            let g = t.g[o][u];
+            for l in 0..L {
+                let qo = w[0] * x0[l] + w[1] * x1[l] + w[2] * x2[l] + w[3] * x3[l] + w[4] * x4[l];
+                h[l] = h[l] + qo * qo.max(eps).ln();
+                d[l] = d[l] + qs_o[l] * g;
+            }
+        }
+        for l in 0..L {
+            negu[l] = d[l] - h[l];
+        }
+    }
+    // Act.
+    let mut act = [0u8; L];
+    decide(&neg, p, &ua, &mut act);
+    for (l, a) in agents.iter_mut().enumerate() {
+        a.obs = obs[l];
+        a.action = act[l];
+    }
+    h_sum
+}
+
+/// Steps all agents, tasks of [`BLOCKS`] blocks in parallel, and
+/// returns the sum of posterior entropies, folded in task order.
+#[allow(clippy::too_many_arguments)]
+pub fn step<F: Float, const L: usize>(
+    scratch: &microcosm_engine::prelude::ScratchArenas,
+    simd: microcosm_engine::simd::Simd,
+    t: &DenseTables<F>,
+    m: &Model,
+    p: Precision<F>,
+    draws: Draws,
+    beliefs: &mut DenseBeliefs<F>,
+    agents: &mut [Agent],
+    entropy: bool,
+) -> f64 {
+    let s_n = t.states;
+    let DenseBeliefs { q, partial, .. } = beliefs;
+    let (q, _) = q.as_chunks_mut::<L>();
+    partial
+            .par_iter_mut()
+            .zip(q.par_chunks_mut(s_n * BLOCKS))
+            .zip(agents.par_chunks_mut(L * BLOCKS))
+            .enumerate()
+            .for_each(|(i, ((out, q), agents))| {
+                scratch.with(|bump| {
+                    let work = bump.alloc_slice_fill_copy(2 * s_n, [F::ZERO; L]);
+                    *out = simd.run(Task::<F, L> {
+                        t,
+                        m,
+                        p,
+                        draws,
+                        first: i * L * BLOCKS,
+                        q,
+                        agents,
+                        work,
+                        entropy,
+                    });
+                })
+            });
+    partial.iter().sum()
+}
