@@ -199,7 +199,6 @@ fn block<F: Float, const L: usize>(
     work: &mut [[F; L]],
     entropy: bool,
 ) -> f64 {
-    let s_n = t.states;
     let n = agents.len();
     // Observe, and the action uniforms.
     let mut obs = [0u32; L];
@@ -211,21 +210,94 @@ fn block<F: Float, const L: usize>(
         prev[l] = a.action;
         ua[l] = F::from_f64(uu);
     }
+    let (neg, h) = update::<F, L>(t, q, work, &prev, &obs, entropy);
+    let h_sum: f64 = h[..n].iter().map(|x| x.to_f64()).sum();
+    // Act.
+    let mut act = [0u8; L];
+    decide(&neg, p, &ua, &mut act);
+    for (l, a) in agents.iter_mut().enumerate() {
+        a.obs = obs[l];
+        a.action = act[l];
+    }
+    h_sum
+}
+
+/// Steps all agents, tasks of [`BLOCKS`] blocks in parallel, and
+/// returns the sum of posterior entropies, folded in task order.
+#[allow(clippy::too_many_arguments)]
+pub fn step<F: Float, const L: usize>(
+    scratch: &microcosm_engine::prelude::ScratchArenas,
+    simd: microcosm_engine::simd::Simd,
+    t: &DenseTables<F>,
+    m: &Model,
+    p: Precision<F>,
+    draws: Draws,
+    beliefs: &mut DenseBeliefs<F>,
+    agents: &mut [Agent],
+    entropy: bool,
+) -> f64 {
+    let s_n = t.states;
+    let DenseBeliefs { q, partial, .. } = beliefs;
+    let (q, _) = q.as_chunks_mut::<L>();
+    partial
+        .par_iter_mut()
+        .zip(q.par_chunks_mut(s_n * BLOCKS))
+        .zip(agents.par_chunks_mut(L * BLOCKS))
+        .enumerate()
+        .for_each(|(i, ((out, q), agents))| {
+            scratch.with(|bump| {
+                let work = bump.alloc_slice_fill_copy(2 * s_n, [F::ZERO; L]);
+                *out = simd.run(Task::<F, L> {
+                    t,
+                    m,
+                    p,
+                    draws,
+                    first: i * L * BLOCKS,
+                    q,
+                    agents,
+                    work,
+                    entropy,
+                });
+            })
+        });
+    partial.iter().sum()
+}
+
+/// Prior, inference, entropy and plan for one block of `L` agents, given
+/// each lane's previous action and new observation: `q` (the block's last
+/// posterior, S lane vectors) becomes the new posterior; returns neg_efe per
+/// action and lane, and each lane's posterior entropy (0 unless `entropy`).
+/// `work` holds 2·S lane vectors.
+#[inline(always)]
+pub fn update<F: Float, const L: usize>(
+    t: &DenseTables<F>,
+    q: &mut [[F; L]],
+    work: &mut [[F; L]],
+    prev: &[u8; L],
+    obs: &[u32; L],
+    entropy: bool,
+) -> ([[F; L]; ACTIONS], [F; L]) {
+    let s_n = t.states;
     let (prior, qn) = work.split_at_mut(s_n);
     // Prior = B_{last action} q, one masked pass per action present.
     let mut present = [false; ACTIONS];
-    for &u in &prev {
+    for &u in prev {
         present[u as usize] = true;
     }
     if present[1..].iter().any(|&x| x) {
         prior.fill([F::ZERO; L]);
         for (u, _) in present.iter().enumerate().filter(|x| *x.1) {
-            let mask: [F; L] = std::array::from_fn(|l| if prev[l] as usize == u { F::ONE } else { F::ZERO });
+            let mask: [F; L] = std::array::from_fn(|l| {
+                if prev[l] as usize == u {
+                    F::ONE
+                } else {
+                    F::ZERO
+                }
+            });
             for (s, qs) in q.iter().enumerate() {
                 let to = &mut prior[t.succ[s][u] as usize];
-                for l in 0..L {
-                    to[l] = to[l] + mask[l] * qs[l];
-                }
+                let (cur, x) = (*to, *qs);
+                *to = std::array::from_fn(|l| cur[l] + mask[l] * x[l]);
             }
         }
     } else {
@@ -256,16 +328,12 @@ fn block<F: Float, const L: usize>(
             qs[l] = qs[l] / z[l];
         }
     }
-    let mut h_sum = 0.0;
+    let mut ent = [F::ZERO; L];
     if entropy {
-        let mut h = [F::ZERO; L];
         for qs in q.iter() {
             for l in 0..L {
-                h[l] = h[l] + qs[l] * qs[l].max(eps).ln();
+                ent[l] = ent[l] - qs[l] * qs[l].max(eps).ln();
             }
-        }
-        for hl in &h[..n] {
-            h_sum -= hl.to_f64();
         }
     }
     // Plan: neg_efe_u = H[A qn_u] + Σ_s q(s) G_u(s).
@@ -277,9 +345,8 @@ fn block<F: Float, const L: usize>(
             qn.fill([F::ZERO; L]);
             for (s, qs) in q.iter().enumerate() {
                 let to = &mut qn[t.succ[s][u] as usize];
-                for l in 0..L {
-                    to[l] = to[l] + qs[l];
-                }
+                let (cur, x) = (*to, *qs);
+                *to = std::array::from_fn(|l| cur[l] + x[l]);
             }
             qn
         };
@@ -305,53 +372,5 @@ fn block<F: Float, const L: usize>(
             negu[l] = d[l] - h[l];
         }
     }
-    // Act.
-    let mut act = [0u8; L];
-    decide(&neg, p, &ua, &mut act);
-    for (l, a) in agents.iter_mut().enumerate() {
-        a.obs = obs[l];
-        a.action = act[l];
-    }
-    h_sum
-}
-
-/// Steps all agents, tasks of [`BLOCKS`] blocks in parallel, and
-/// returns the sum of posterior entropies, folded in task order.
-#[allow(clippy::too_many_arguments)]
-pub fn step<F: Float, const L: usize>(
-    scratch: &microcosm_engine::prelude::ScratchArenas,
-    simd: microcosm_engine::simd::Simd,
-    t: &DenseTables<F>,
-    m: &Model,
-    p: Precision<F>,
-    draws: Draws,
-    beliefs: &mut DenseBeliefs<F>,
-    agents: &mut [Agent],
-    entropy: bool,
-) -> f64 {
-    let s_n = t.states;
-    let DenseBeliefs { q, partial, .. } = beliefs;
-    let (q, _) = q.as_chunks_mut::<L>();
-    partial
-            .par_iter_mut()
-            .zip(q.par_chunks_mut(s_n * BLOCKS))
-            .zip(agents.par_chunks_mut(L * BLOCKS))
-            .enumerate()
-            .for_each(|(i, ((out, q), agents))| {
-                scratch.with(|bump| {
-                    let work = bump.alloc_slice_fill_copy(2 * s_n, [F::ZERO; L]);
-                    *out = simd.run(Task::<F, L> {
-                        t,
-                        m,
-                        p,
-                        draws,
-                        first: i * L * BLOCKS,
-                        q,
-                        agents,
-                        work,
-                        entropy,
-                    });
-                })
-            });
-    partial.iter().sum()
+    (neg, ent)
 }

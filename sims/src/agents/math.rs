@@ -171,7 +171,10 @@ mod tests {
             let u = ulps(ln_f32(x), (x as f64).ln());
             worst = worst.max(if (x as f64).ln().abs() < 1e-3 { 0.0 } else { u });
             // Near 1 the result is tiny: hold an absolute bound instead.
-            assert!((ln_f32(x) as f64 - (x as f64).ln()).abs() < 1.2e-7 * (x as f64).ln().abs().max(1e-3));
+            assert!(
+                (ln_f32(x) as f64 - (x as f64).ln()).abs()
+                    < 1.2e-7 * (x as f64).ln().abs().max(1e-3)
+            );
             x *= 1.000_37;
         }
         assert!(worst <= 2.0, "ln_f32 is off by {worst} ulp");

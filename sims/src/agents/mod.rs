@@ -224,7 +224,8 @@ struct Columns {
 
 impl PluginConfig for Agents {
     const NAME: &'static str = "agents";
-    const SUMMARY: &'static str = "agents: active-inference agents (observe, infer, plan, act) in the gridworld";
+    const SUMMARY: &'static str =
+        "agents: active-inference agents (observe, infer, plan, act) in the gridworld";
 
     fn validate(&self) -> Result<(), Invalid> {
         if self.count == 0 {
@@ -236,7 +237,10 @@ impl PluginConfig for Agents {
             return Err(Invalid::new("start", "is a state index or \"random\""));
         }
         if !(1..=sparse::K_MAX as u32).contains(&self.top_k) {
-            return Err(Invalid::new("top_k", format!("must be in 1..={}", sparse::K_MAX)));
+            return Err(Invalid::new(
+                "top_k",
+                format!("must be in 1..={}", sparse::K_MAX),
+            ));
         }
         if !(0.0..1.0).contains(&self.prune) {
             return Err(Invalid::new("prune", "must be in [0, 1)"));
@@ -268,7 +272,10 @@ impl Agents {
         match self.start {
             Start::State(s) => {
                 if s as usize >= s_n {
-                    return Err(b.key_error("start", format!("state {s} is not a free cell (there are {s_n})")));
+                    return Err(b.key_error(
+                        "start",
+                        format!("state {s} is not a free cell (there are {s_n})"),
+                    ));
                 }
                 if capacity > 0 && n > capacity as usize {
                     return Err(b.key_error(
@@ -370,9 +377,15 @@ impl Plugin for Agents {
         match self.beliefs {
             Storage::Dense => {
                 let lanes = 64 / f;
-                e.bytes("dense beliefs: N × S floats", n.div_ceil(lanes) * lanes * states * f)
+                e.bytes(
+                    "dense beliefs: N × S floats",
+                    n.div_ceil(lanes) * lanes * states * f,
+                )
             }
-            Storage::Sparse => e.bytes("sparse beliefs: N × K × (4 + float) B", n * self.top_k as u64 * (4 + f)),
+            Storage::Sparse => e.bytes(
+                "sparse beliefs: N × K × (4 + float) B",
+                n * self.top_k as u64 * (4 + f),
+            ),
         }
         e.bytes("kernel tables: ~100 B per state", 100 * states);
     }
@@ -390,7 +403,11 @@ impl Agents {
     }
 
     fn sparse<F: Float, const L: usize>(&self, b: &mut Builder, m: &Model, n: usize) {
-        b.insert_resource_with_footprint(sparse::SparseTables::<F>::new(m, self.top_k as usize, self.prune));
+        b.insert_resource_with_footprint(sparse::SparseTables::<F>::new(
+            m,
+            self.top_k as usize,
+            self.prune,
+        ));
         b.insert_resource_with_footprint(sparse::SparseBeliefs::<F>::new(n, self.top_k as usize));
         b.add_systems(Phase::Interact, think_sparse::<F, L>.run_if(stepping));
     }
@@ -418,7 +435,9 @@ fn think_dense<F: Float, const L: usize>(
     let Ok(mut iter) = q.contiguous_iter_mut() else {
         return;
     };
-    let Some(mut agents) = iter.next() else { return };
+    let Some(mut agents) = iter.next() else {
+        return;
+    };
     let agents = agents.bypass_change_detection();
     stats.entropy_sum = dense::step::<F, L>(
         &scratch,
@@ -445,7 +464,9 @@ fn think_sparse<F: Float, const L: usize>(
     let Ok(mut iter) = q.contiguous_iter_mut() else {
         return;
     };
-    let Some(mut agents) = iter.next() else { return };
+    let Some(mut agents) = iter.next() else {
+        return;
+    };
     let agents = agents.bypass_change_detection();
     stats.entropy_sum = sparse::step::<F, L>(
         cfg.simd,
@@ -476,7 +497,9 @@ fn environment(
     let Ok(mut iter) = q.contiguous_iter_mut() else {
         return;
     };
-    let Some(mut agents) = iter.next() else { return };
+    let Some(mut agents) = iter.next() else {
+        return;
+    };
     let agents = agents.bypass_change_detection();
     let (seed, step) = (clock.seed, clock.step);
     let m = &*model;
@@ -584,7 +607,14 @@ fn agent_metrics(
     metrics.set(cols.entropy, entropy);
     metrics.set(cols.at_goal, goal as f64 / n);
     metrics.set(cols.energy, energy as f64 / n);
-    metrics.set(cols.blocked, if clock.is_setup() { 0.0 } else { stats.blocked as f64 });
+    metrics.set(
+        cols.blocked,
+        if clock.is_setup() {
+            0.0
+        } else {
+            stats.blocked as f64
+        },
+    );
 }
 
 /// Registers the agent plugins.

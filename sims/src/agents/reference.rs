@@ -62,7 +62,12 @@ pub fn predict(m: &Model, qs: &[f64], u: usize, out: &mut [f64]) {
 
 /// Negative expected free energy of each one-step policy and q_pi.
 /// `work` holds 2·S numbers.
-pub fn plan(m: &Model, qs: &[f64], gamma: f64, work: &mut [f64]) -> ([f64; ACTIONS], [f64; ACTIONS]) {
+pub fn plan(
+    m: &Model,
+    qs: &[f64],
+    gamma: f64,
+    work: &mut [f64],
+) -> ([f64; ACTIONS], [f64; ACTIONS]) {
     let (qn, qo) = work.split_at_mut(m.states);
     let mut neg = [0.0; ACTIONS];
     for (u, g) in neg.iter_mut().enumerate() {

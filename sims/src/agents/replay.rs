@@ -71,7 +71,10 @@ impl Trace {
                 continue;
             }
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if raw.is_empty() && lineno == first_data_line(text) && f.first().is_some_and(|x| x.parse::<u64>().is_err()) {
+            if raw.is_empty()
+                && lineno == first_data_line(text)
+                && f.first().is_some_and(|x| x.parse::<u64>().is_err())
+            {
                 if f != ["agent", "t", "obs", "action"] {
                     return Err(format!("line {lineno}: header must be agent,t,obs,action"));
                 }
@@ -81,8 +84,12 @@ impl Trace {
                 return Err(format!("line {lineno}: expected agent,t,obs,action"));
             }
             let num = |k: usize, what: &str| -> Result<u64, String> {
-                f[k].parse::<u64>()
-                    .map_err(|_| format!("line {lineno}: {what} `{}` is not a non-negative integer", f[k]))
+                f[k].parse::<u64>().map_err(|_| {
+                    format!(
+                        "line {lineno}: {what} `{}` is not a non-negative integer",
+                        f[k]
+                    )
+                })
             };
             let agent = num(0, "agent")?;
             let t = num(1, "t")?;
@@ -92,10 +99,14 @@ impl Trace {
                 return Err(format!("line {lineno}: t {t} is too large"));
             }
             if obs >= states as u64 {
-                return Err(format!("line {lineno}: obs {obs} is not a state below {states}"));
+                return Err(format!(
+                    "line {lineno}: obs {obs} is not a state below {states}"
+                ));
             }
             if action >= ACTIONS as u64 {
-                return Err(format!("line {lineno}: action {action} is not in 0..{ACTIONS}"));
+                return Err(format!(
+                    "line {lineno}: action {action} is not in 0..{ACTIONS}"
+                ));
             }
             raw.push((agent, t as u32, obs as u32, action as u8, lineno));
         }
@@ -189,8 +200,8 @@ impl Plugin for Replay {
         let path = b.resolve(&self.data);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| b.key_error("data", format!("{}: {e}", path.display())))?;
-        let trace =
-            Trace::parse(&text, s_n).map_err(|e| b.key_error("data", format!("{}: {e}", path.display())))?;
+        let trace = Trace::parse(&text, s_n)
+            .map_err(|e| b.key_error("data", format!("{}: {e}", path.display())))?;
         let agents = trace.ids.len();
         let file = b.output_file("beliefs.csv")?;
         if let Some(id) = file {

@@ -70,7 +70,10 @@ impl<F: Float> SparseTables<F> {
 
 impl<F> microcosm_engine::Footprint for SparseTables<F> {
     fn heap_bytes(&self) -> usize {
-        self.p_self.heap_bytes() + self.p_nb.heap_bytes() + self.g.heap_bytes() + self.ac.heap_bytes()
+        self.p_self.heap_bytes()
+            + self.p_nb.heap_bytes()
+            + self.g.heap_bytes()
+            + self.ac.heap_bytes()
     }
 }
 
@@ -144,9 +147,11 @@ impl<F: Float, const N: usize> Bag<F, N> {
     }
 }
 
-/// One agent's observe-infer-prune; returns its neg_efe and posterior entropy.
+/// One agent's prior, inference, pruning and plan after observing `o`:
+/// `idx`/`p` (its K entries, `a.support` in use) become the pruned posterior;
+/// returns neg_efe, the posterior entropy and the entries now in use.
 #[inline(always)]
-fn agent<F: Float>(
+pub fn update<F: Float>(
     t: &SparseTables<F>,
     m: &Model,
     a: &Agent,
@@ -305,7 +310,7 @@ impl<F: Float, const L: usize> Job for Task<'_, F, L> {
             {
                 let (uo, uu) = self.draws.uniforms((first + l) as u64);
                 let o = self.m.sample_obs(a.pos as usize, uo);
-                let (g, h, kept) = agent(self.t, self.m, a, o, idx, prob);
+                let (g, h, kept) = update(self.t, self.m, a, o, idx, prob);
                 for u in 0..ACTIONS {
                     neg[u][l] = g[u];
                 }
@@ -338,7 +343,12 @@ pub fn step<F: Float, const L: usize>(
     agents: &mut [Agent],
 ) -> f64 {
     let k = beliefs.k;
-    let SparseBeliefs { idx, p: prob, partial, .. } = beliefs;
+    let SparseBeliefs {
+        idx,
+        p: prob,
+        partial,
+        ..
+    } = beliefs;
     partial
         .par_iter_mut()
         .zip(idx.par_chunks_mut(TASK * k))

@@ -197,7 +197,13 @@ impl Model {
         let mut deg = Vec::with_capacity(states);
         for (s, &cell) in cell_of.iter().enumerate() {
             let (row, col) = ((cell as usize / w) as isize, (cell as usize % w) as isize);
-            let moves = [(row, col), (row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1)];
+            let moves = [
+                (row, col),
+                (row - 1, col),
+                (row + 1, col),
+                (row, col - 1),
+                (row, col + 1),
+            ];
             let mut t = [s as u32; ACTIONS];
             let mut nb = [s as u32; 4];
             let mut d = 0;
@@ -218,12 +224,19 @@ impl Model {
         }
         for &g in goals {
             if g as usize >= states {
-                return Err(format!("goal state {g} is not a free cell (there are {states})"));
+                return Err(format!(
+                    "goal state {g} is not a free cell (there are {states})"
+                ));
             }
             is_goal[g as usize] = true;
         }
-        let goals: Vec<u32> = (0..states as u32).filter(|&s| is_goal[s as usize]).collect();
-        let c: Vec<f64> = is_goal.iter().map(|&g| if g { c_goal } else { 0.0 }).collect();
+        let goals: Vec<u32> = (0..states as u32)
+            .filter(|&s| is_goal[s as usize])
+            .collect();
+        let c: Vec<f64> = is_goal
+            .iter()
+            .map(|&g| if g { c_goal } else { 0.0 })
+            .collect();
         let mut m = Model {
             width: map.width,
             height: map.height,
@@ -354,7 +367,8 @@ impl Gridworld {
                 let path = dir(p);
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| ("map".to_string(), format!("{}: {e}", path.display())))?;
-                Map::parse(&text).map_err(|e| ("map".to_string(), format!("{}: {e}", path.display())))
+                Map::parse(&text)
+                    .map_err(|e| ("map".to_string(), format!("{}: {e}", path.display())))
             }
             _ => Err(("size".into(), "give exactly one of `size` or `map`".into())),
         }
@@ -400,8 +414,8 @@ impl Plugin for Gridworld {
         let map = self
             .load_map(|p| b.resolve(p))
             .map_err(|(k, r)| b.key_error(&k, r))?;
-        let model =
-            Model::new(&map, &self.goals, self.p_true, self.c_goal).map_err(|r| b.key_error("goals", r))?;
+        let model = Model::new(&map, &self.goals, self.p_true, self.c_goal)
+            .map_err(|r| b.key_error("goals", r))?;
         b.insert_resource(Rules {
             capacity: self.capacity,
             regrow: self.regrow,
@@ -445,9 +459,16 @@ mod tests {
             Map::parse("..#\n.x.\n").unwrap_err(),
             "line 2, column 2: `x` is not `#`, `.` or `G`"
         );
-        assert!(Map::parse("...\n..\n").unwrap_err().starts_with("line 2: 2 columns"));
+        assert!(
+            Map::parse("...\n..\n")
+                .unwrap_err()
+                .starts_with("line 2: 2 columns")
+        );
         assert_eq!(Map::parse("\n\n").unwrap_err(), "the map has no rows");
-        assert_eq!(Map::parse("##\n##").unwrap_err(), "the map has no free cell");
+        assert_eq!(
+            Map::parse("##\n##").unwrap_err(),
+            "the map has no free cell"
+        );
     }
 
     #[test]
