@@ -28,27 +28,26 @@ impl<F: Float> Precision<F> {
     }
 }
 
-/// Softmax over the action axis of `x` (per lane), in place.
+/// Softmax over the action axis of `x` (per lane). Lane arrays are built by
+/// value (`from_fn`) so the loops compile to vector instructions.
 #[inline(always)]
-fn softmax_lanes<F: Float, const L: usize>(x: &mut [[F; L]; ACTIONS]) {
+fn softmax_lanes<F: Float, const L: usize>(x: &[[F; L]; ACTIONS]) -> [[F; L]; ACTIONS] {
     let mut m = x[0];
     for row in &x[1..] {
-        for l in 0..L {
-            m[l] = m[l].max(row[l]);
-        }
+        m = std::array::from_fn(|l| m[l].max(row[l]));
     }
+    let e: [[F; L]; ACTIONS] = std::array::from_fn(|u| {
+        let r = x[u];
+        std::array::from_fn(|l| (r[l] - m[l]).exp())
+    });
     let mut z = [F::ZERO; L];
-    for row in x.iter_mut() {
-        for l in 0..L {
-            row[l] = (row[l] - m[l]).exp();
-            z[l] = z[l] + row[l];
-        }
+    for r in &e {
+        z = std::array::from_fn(|l| z[l] + r[l]);
     }
-    for row in x.iter_mut() {
-        for l in 0..L {
-            row[l] = row[l] / z[l];
-        }
-    }
+    std::array::from_fn(|u| {
+        let r = e[u];
+        std::array::from_fn(|l| r[l] / z[l])
+    })
 }
 
 /// From `neg_efe[u][lane]`, the policy posterior (returned) and the actions
@@ -60,20 +59,33 @@ pub fn decide<F: Float, const L: usize>(
     uniforms: &[F; L],
     act: &mut [u8; L],
 ) -> [[F; L]; ACTIONS] {
-    let mut q_pi = [[F::ZERO; L]; ACTIONS];
-    for (q, g) in q_pi.iter_mut().zip(neg) {
-        for l in 0..L {
-            q[l] = p.gamma * g[l] + p.ln_e;
+    let x: [[F; L]; ACTIONS] = std::array::from_fn(|u| {
+        let g = neg[u];
+        std::array::from_fn(|l| p.gamma * g[l] + p.ln_e)
+    });
+    let q_pi = softmax_lanes(&x);
+    let pa = if p.alpha == F::ONE {
+        // softmax(log max(q, ε)) = max(q, ε) / Σ max(q, ε): the same numbers
+        // up to rounding, without 10 transcendentals per agent.
+        let c: [[F; L]; ACTIONS] = std::array::from_fn(|u| {
+            let q = q_pi[u];
+            std::array::from_fn(|l| q[l].max(F::EPS))
+        });
+        let mut z = [F::ZERO; L];
+        for r in &c {
+            z = std::array::from_fn(|l| z[l] + r[l]);
         }
-    }
-    softmax_lanes(&mut q_pi);
-    let mut pa = [[F::ZERO; L]; ACTIONS];
-    for (a, q) in pa.iter_mut().zip(&q_pi) {
-        for l in 0..L {
-            a[l] = p.alpha * q[l].max(F::EPS).ln();
-        }
-    }
-    softmax_lanes(&mut pa);
+        std::array::from_fn(|u| {
+            let r = c[u];
+            std::array::from_fn(|l| r[l] / z[l])
+        })
+    } else {
+        let y: [[F; L]; ACTIONS] = std::array::from_fn(|u| {
+            let q = q_pi[u];
+            std::array::from_fn(|l| p.alpha * q[l].max(F::EPS).ln())
+        });
+        softmax_lanes(&y)
+    };
     for l in 0..L {
         let probs = std::array::from_fn(|u| pa[u][l]);
         act[l] = sample(&probs, uniforms[l]) as u8;

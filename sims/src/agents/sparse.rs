@@ -224,9 +224,14 @@ pub fn update<F: Float>(
         kept += 1;
     }
     let mut h = F::ZERO;
-    for x in &mut p[..kept] {
-        *x = *x / sum;
-        h = h - *x * x.max(eps).ln();
+    if kept == 1 {
+        // p/p = 1 and 1·ln 1 = 0 exactly: the general loop's result.
+        p[0] = F::ONE;
+    } else {
+        for x in &mut p[..kept] {
+            *x = *x / sum;
+            h = h - *x * x.max(eps).ln();
+        }
     }
     // Plan.
     let mut neg = [F::ZERO; ACTIONS];
