@@ -451,3 +451,46 @@ fn bad_maps_and_traces_name_file_key_and_line() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn sparse_and_dense_runs_take_the_same_actions() {
+    // Same seed, same draws: where sparse and dense f64 beliefs give action
+    // probabilities on the same side of each uniform, the trajectories are
+    // identical. Measured: identical for all agents here; entropies differ
+    // by the pruned mass (≤ 1e-5 per step, on average).
+    let run = |beliefs: &str, precision: &str| {
+        let dir = common::temp_dir(&format!("agents-cmp-{beliefs}-{precision}"));
+        let set = [
+            "run.steps=60".to_string(),
+            "plugins.agents.count=300".to_string(),
+            format!("plugins.agents.beliefs=\"{beliefs}\""),
+            format!("plugins.agents.precision=\"{precision}\""),
+        ];
+        let set: Vec<&str> = set.iter().map(|s| s.as_str()).collect();
+        let mut s = bundled("agents/gridworld", &set, 1, Some(dir.clone()));
+        s.run(|_, _| {});
+        let w = s.world_mut();
+        let agents: Vec<(u32, u8)> = w
+            .query::<&Agent>()
+            .iter(w)
+            .map(|a| (a.pos, a.action))
+            .collect();
+        s.finish().unwrap();
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        let entropy: Vec<f64> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        (agents, entropy)
+    };
+    let (dense, hd) = run("dense", "f64");
+    let (sparse, hs) = run("sparse", "f32");
+    assert!(dense == sparse, "trajectories differ");
+    let worst = hd
+        .iter()
+        .zip(&hs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-5, "mean entropy differs by {worst}");
+}
