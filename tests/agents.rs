@@ -64,6 +64,7 @@ fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
 
 #[test]
 fn infer_plan_and_act_match_hand_computed_bayes_and_efe() {
+    let _g = common::serial();
     let m = two_states();
     // Reference: D uniform, observe 0 → posterior (0.9, 0.1).
     let mut post = vec![0.0; 2];
@@ -183,16 +184,19 @@ fn kernel_vs_reference<F: Float, const L: usize>(tol_q: f64, tol_neg: f64) {
 
 #[test]
 fn dense_f64_kernel_matches_reference_to_1e_12() {
+    let _g = common::serial();
     kernel_vs_reference::<f64, 8>(1e-12, 1e-12);
 }
 
 #[test]
 fn dense_f32_kernel_matches_reference_within_f32_rounding() {
+    let _g = common::serial();
     kernel_vs_reference::<f32, 16>(2e-6, 2e-5);
 }
 
 #[test]
 fn sparse_posterior_differs_from_dense_by_at_most_twice_the_pruned_mass() {
+    let _g = common::serial();
     // After a few informative steps beliefs are nearly one-hot; compare one
     // update of both representations from the same (pruned) state.
     let m = walled();
@@ -239,6 +243,7 @@ fn sparse_posterior_differs_from_dense_by_at_most_twice_the_pruned_mass() {
 
 #[test]
 fn replay_reproduces_a_hand_computed_trace() {
+    let _g = common::serial();
     let dir = common::temp_dir("agents-replay");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -416,6 +421,7 @@ fn maze_respects_capacity_and_resources_and_is_deterministic() {
 
 #[test]
 fn bad_maps_and_traces_name_file_key_and_line() {
+    let _g = common::serial();
     let dir = common::temp_dir("agents-bad");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.txt"), "..\n.x\n").unwrap();
@@ -454,6 +460,7 @@ fn bad_maps_and_traces_name_file_key_and_line() {
 
 #[test]
 fn sparse_and_dense_runs_take_the_same_actions() {
+    let _g = common::serial();
     // Same seed, same draws: where sparse and dense f64 beliefs give action
     // probabilities on the same side of each uniform, the trajectories are
     // identical. Measured: identical for all agents here; entropies differ
