@@ -1,12 +1,16 @@
 //! Dense beliefs: every agent keeps q(s) over all S states.
 //!
-//! **Layout.** Beliefs are stored in blocks of `L` agents (16 for f32, 8 for
-//! f64: one 64-byte vector), state-major inside a block:
+//! **Layout.** Beliefs are stored in blocks of `L` agents (64 for f32, 32
+//! for f64: four 64-byte vectors), state-major inside a block:
 //! `q[(block·S + s)·L + lane]`. Every operation of the update is then the
 //! same for all lanes at one state index, so the kernel is straight vector
 //! code with no gathers or horizontal sums, and each lane's sums run over s
 //! in a fixed order: the result does not depend on how blocks are spread
-//! over threads.
+//! over threads, nor on `L` (a lane's arithmetic is the same at any width).
+//! Four vectors per state rather than one measured 1.4× faster on one core
+//! (1.46 M vs 1.05–1.15 M agent-steps/s at S = 100): the per-state index
+//! and weight loads are shared by more lanes and the four independent
+//! logarithm chains hide each other's latency; 128 lanes gained < 5% more.
 //!
 //! **Exact algebra, fewer transcendentals.** With λ = `max(A[o, s], ε)` and
 //! π = `max(prior(s), ε)`, `softmax(log λ + log π)` equals `λπ / Σ λπ`, which
@@ -129,7 +133,7 @@ impl<F> microcosm_engine::Footprint for DenseBeliefs<F> {
 
 /// Blocks of agents per parallel task (fixed: task boundaries never depend
 /// on the thread count).
-pub const BLOCKS: usize = 4;
+pub const BLOCKS: usize = 1;
 
 /// One task: consecutive blocks of agents.
 pub struct Task<'a, F: Float, const L: usize> {

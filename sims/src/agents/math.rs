@@ -31,8 +31,6 @@ pub trait Float:
     const ONE: Self;
     /// The log floor (2.220446049250313e-16 rounded to this type).
     const EPS: Self;
-    /// Lanes in a 64-byte vector of this type.
-    const LANES: usize;
     /// Conversion from f64 (rounding).
     fn from_f64(x: f64) -> Self;
     /// Conversion to f64 (exact).
@@ -52,7 +50,6 @@ impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
     const EPS: f64 = super::world::EPS;
-    const LANES: usize = 8;
     #[inline(always)]
     fn from_f64(x: f64) -> f64 {
         x
@@ -75,7 +72,6 @@ impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
     const EPS: f32 = super::world::EPS as f32;
-    const LANES: usize = 16;
     #[inline(always)]
     fn from_f64(x: f64) -> f32 {
         x as f32

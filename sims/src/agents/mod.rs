@@ -3,7 +3,7 @@
 //! Each agent is an entity with one [`Agent`] component (true position, last
 //! observation, last action, energy); its belief q(s) lives in a resource
 //! indexed by the agent's table row — [`dense::DenseBeliefs`] (all S states,
-//! f32 or f64, in 64-byte lane blocks) or [`sparse::SparseBeliefs`] (top-K
+//! f32 or f64, in blocks of 64 or 32 agents) or [`sparse::SparseBeliefs`] (top-K
 //! states). The generative model ([`world::Model`]: A, B as a successor
 //! table, C, D, H[A]) is one shared resource, never copied per agent.
 //!
@@ -340,8 +340,8 @@ impl Plugin for Agents {
         });
         b.insert_resource(StepStats::default());
         match (self.beliefs, self.precision) {
-            (Storage::Dense, Precision_::F32) => self.dense::<f32, 16>(b, &model, n),
-            (Storage::Dense, Precision_::F64) => self.dense::<f64, 8>(b, &model, n),
+            (Storage::Dense, Precision_::F32) => self.dense::<f32, 64>(b, &model, n),
+            (Storage::Dense, Precision_::F64) => self.dense::<f64, 32>(b, &model, n),
             (Storage::Sparse, Precision_::F32) => self.sparse::<f32, 16>(b, &model, n),
             (Storage::Sparse, Precision_::F64) => self.sparse::<f64, 8>(b, &model, n),
         }
@@ -376,7 +376,7 @@ impl Plugin for Agents {
         };
         match self.beliefs {
             Storage::Dense => {
-                let lanes = 64 / f;
+                let lanes = 256 / f;
                 e.bytes(
                     "dense beliefs: N × S floats",
                     n.div_ceil(lanes) * lanes * states * f,
