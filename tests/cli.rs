@@ -203,3 +203,34 @@ fn bare_microcosm_runs_the_default_scenario() {
     assert!(stdout.contains("memory ("), "memory table printed");
     assert!(d.join("runs/md/lj-liquid/memory.json").is_file());
 }
+
+#[test]
+fn md_with_an_absurd_time_step_stops_with_exit_3_naming_step_and_atom() {
+    let d = tmp("blowup");
+    let out = d.join("out");
+    let o = bin()
+        .args([
+            "run",
+            "md/lj-small",
+            "--set",
+            "plugins.nve.dt=0.5",
+            "--set",
+            "run.steps=50",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    // At dt = 0.5 τ the first drift already moves atoms ~2 σ (skin/2 = 0.15).
+    assert!(
+        err.contains("blow-up at step 1: atom ") && err.contains("more than half the skin"),
+        "{err}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"kind\": \"blow_up\""), "{summary}");
+    assert!(out.join("metrics.csv").exists(), "outputs flushed");
+    // The normal time step never trips the check (lj-small's own tests run
+    // 10,000 steps of it).
+}

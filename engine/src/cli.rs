@@ -265,6 +265,13 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
             );
             4
         }
+        Stop::BlowUp { step, blowup } => {
+            eprintln!(
+                "error: blow-up at step {step}: {} {}: {}; stopped, outputs flushed",
+                blowup.what, blowup.entity, blowup.detail
+            );
+            3
+        }
         Stop::OutputError { step, error } => {
             eprintln!("error: writing outputs at step {step}: {error}");
             1

@@ -54,7 +54,7 @@ pub mod prelude {
     pub use crate::footprint::Footprint;
     pub use crate::memory::Estimate;
     pub use crate::output::{FileId, Metrics, OutputFiles};
-    pub use crate::phase::{Clock, Phase, sample_step, stepping};
+    pub use crate::phase::{Clock, Health, Phase, sample_step, stepping};
     pub use crate::plugin::{BuildError, Builder, Plugin, PluginConfig, Registry};
     pub use crate::rng::{Rng, StreamId};
     pub use crate::scenario::{Invalid, Scenario};

@@ -178,3 +178,37 @@ pub(crate) fn probe(next: usize) -> impl FnMut(ResMut<PhaseStats>) {
         }
     }
 }
+
+/// A blow-up a system found: the run stops after this step (exit code 3).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BlowUp {
+    /// What kind of entity (`atom`, `individual`, `agent`).
+    pub what: &'static str,
+    /// Its index (table row = creation order).
+    pub entity: u64,
+    /// The quantity that went wrong and its value, in words.
+    pub detail: String,
+}
+
+/// Health of the run (a resource): systems report a blow-up here; the sim
+/// stops after the step with [`crate::sim::Stop::BlowUp`], outputs flushed.
+/// The first report of a step is kept (systems report the lowest entity
+/// index they find, so the report does not depend on the thread count).
+#[derive(Resource, Debug, Clone, Default)]
+pub struct Health {
+    /// The first blow-up reported, if any.
+    pub blowup: Option<BlowUp>,
+}
+
+impl Health {
+    /// Reports a blow-up of `what` number `entity` (kept if it is the first).
+    pub fn report(&mut self, what: &'static str, entity: u64, detail: String) {
+        if self.blowup.is_none() {
+            self.blowup = Some(BlowUp {
+                what,
+                entity,
+                detail,
+            });
+        }
+    }
+}

@@ -85,6 +85,15 @@ pub enum Stop {
         /// The budget.
         budget_bytes: u64,
     },
+    /// A system found a non-finite or impossible value (a blow-up);
+    /// outputs were flushed.
+    BlowUp {
+        /// The step it happened in.
+        step: u64,
+        /// Entity kind, index and what went wrong.
+        #[serde(flatten)]
+        blowup: crate::phase::BlowUp,
+    },
     /// An output file could not be written.
     OutputError {
         /// The step.
@@ -277,6 +286,7 @@ impl Sim {
             passes: 0,
         });
         world.insert_resource(PhaseStats::default());
+        world.insert_resource(crate::phase::Health::default());
         world.insert_resource(ScratchArenas::new(threads));
         world.insert_resource(Metrics::default());
         world.insert_resource(OutputFiles::new(out));
@@ -399,7 +409,14 @@ impl Sim {
         if step.is_multiple_of(self.sample_every) || step == self.scenario.run.steps {
             self.sample_memory(step);
         }
-        if let Some(e) = self.world.resource::<OutputFiles>().error() {
+        if let Some(b) = self
+            .world
+            .resource_mut::<crate::phase::Health>()
+            .blowup
+            .take()
+        {
+            self.stop = Some(Stop::BlowUp { step, blowup: b });
+        } else if let Some(e) = self.world.resource::<OutputFiles>().error() {
             self.stop = Some(Stop::OutputError {
                 step,
                 error: e.to_string(),

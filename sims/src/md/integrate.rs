@@ -67,15 +67,35 @@ fn inv_masses(species: &Species) -> [f64; 256] {
     inv
 }
 
-/// v += ½·dt·F/m, then x += dt·v, for every atom (fixed chunks).
+/// v += ½·dt·F/m, then x += dt·v, for every atom (fixed chunks). Reports a
+/// blow-up (the lowest atom index) if a position is not finite or an atom
+/// moved more than half the skin in this step: the neighbour list could miss
+/// pairs then, and the time step is almost certainly too large.
+#[allow(clippy::too_many_arguments)]
 pub fn initial_integrate(
     mut q: Query<(&mut Position, &mut Velocity, Option<&AtomType>)>,
     forces: Res<Forces>,
     neigh: Res<Neighbors>,
     species: Res<Species>,
     dt: Res<TimeStep>,
+    mut health: ResMut<Health>,
 ) {
-    kick(&mut q, &forces, &neigh, &species, dt.0, true);
+    let limit = if neigh.skin > 0.0 {
+        0.5 * neigh.skin
+    } else {
+        f64::INFINITY
+    };
+    if let Some((row, moved)) = kick(&mut q, &forces, &neigh, &species, dt.0, Some(limit)) {
+        let detail = if moved.is_finite() {
+            format!(
+                "moved {moved:.4} σ in one step, more than half the skin ({limit:.4} σ): is the time step ({}) too large?",
+                dt.0
+            )
+        } else {
+            "position or velocity is not finite".to_string()
+        };
+        health.report("atom", row as u64, detail);
+    }
 }
 
 /// v += ½·dt·F/m for every atom.
@@ -86,41 +106,64 @@ pub fn final_integrate(
     species: Res<Species>,
     dt: Res<TimeStep>,
 ) {
-    kick(&mut q, &forces, &neigh, &species, dt.0, false);
+    kick(&mut q, &forces, &neigh, &species, dt.0, None);
 }
 
+/// The half-kick, and the drift when `drift` holds the largest allowed
+/// displacement; returns the first atom (lowest row) that moved further or
+/// went non-finite, with its displacement.
 fn kick(
     q: &mut Query<(&mut Position, &mut Velocity, Option<&AtomType>)>,
     forces: &Forces,
     neigh: &Neighbors,
     species: &Species,
     dt: f64,
-    drift: bool,
-) {
+    drift: Option<f64>,
+) -> Option<(usize, f64)> {
     let inv = inv_masses(species);
     let slot_of = &neigh.list.slot_of;
     let Ok(iter) = q.contiguous_iter_mut() else {
-        return;
+        return None;
     };
+    let limit2 = drift.map_or(f64::INFINITY, |l| l * l);
+    let mut first: Option<(usize, f64)> = None;
     for (mut pos, mut vel, types) in iter {
         let pos = pos.bypass_change_detection();
         let vel = vel.bypass_change_detection();
-        pos.par_chunks_mut(CHUNK)
+        let bad = pos
+            .par_chunks_mut(CHUNK)
             .zip(vel.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(k, (pos, vel))| {
+            .map(|(k, (pos, vel))| {
+                let mut bad: Option<(usize, f64)> = None;
                 for (i, (x, v)) in pos.iter_mut().zip(vel.iter_mut()).enumerate() {
                     let row = k * CHUNK + i;
                     let t = types.map_or(0, |t| t[row].0 as usize);
                     let f = forces.at(slot_of[row]);
                     let vn = v.0.as_dvec3() + f * (0.5 * dt * inv[t]);
                     v.0 = vn.as_vec3();
-                    if drift {
-                        x.0 += v.0.as_dvec3() * dt;
+                    if drift.is_some() {
+                        let d = v.0.as_dvec3() * dt;
+                        x.0 += d;
+                        let d2 = d.length_squared();
+                        if bad.is_none() && !(d2 <= limit2 && x.0.is_finite()) {
+                            bad = Some((row, if x.0.is_finite() { d2.sqrt() } else { f64::NAN }));
+                        }
                     }
                 }
-            });
+                bad
+            })
+            .reduce(
+                || None,
+                |a, b| match (a, b) {
+                    (Some(x), Some(y)) => Some(if x.0 <= y.0 { x } else { y }),
+                    (x, None) => x,
+                    (None, y) => y,
+                },
+            );
+        first = first.or(bad);
     }
+    first
 }
 
 /// Twice the kinetic energy, Σ m v², by a fixed-order parallel sum.
