@@ -234,3 +234,31 @@ fn md_with_an_absurd_time_step_stops_with_exit_3_naming_step_and_atom() {
     // The normal time step never trips the check (lj-small's own tests run
     // 10,000 steps of it).
 }
+
+#[test]
+fn genes_with_overflowing_expression_stop_with_exit_3_naming_the_individual() {
+    let d = tmp("genes-blowup");
+    let out = d.join("out");
+    let model = "plugins.expression.model={ kind = \"composite\", base = { kind = \"hill\", \
+                 v_max = 1.0, k = 0.5, n = 2.0 }, regulation = { kind = \"multiplicative\", weight = 1e30 } }";
+    let o = bin()
+        .args([
+            "run",
+            "genes/phase2",
+            "--set",
+            model,
+            "--set",
+            "run.steps=20",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("blow-up at step 1: individual ") && err.contains("expression level inf"),
+        "{err}"
+    );
+    assert!(out.join("metrics.csv").exists(), "outputs flushed");
+}

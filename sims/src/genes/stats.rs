@@ -61,7 +61,7 @@ impl Plugin for GeneStats {
             mutations: b.metric("mutations"),
         };
         b.insert_resource(cols);
-        b.add_systems(Phase::Measure, measure.run_if(sample_step));
+        b.add_systems(Phase::Measure, (check_levels, measure.run_if(sample_step)));
         if self.genes_every > 0 {
             let file = b.output_file("genes.csv")?;
             if let Some(id) = file {
@@ -121,6 +121,30 @@ fn measure(
     m.set(cols.mean_expression, stats.mean_expression);
     m.set(cols.var_expression, stats.var_expression);
     m.set(cols.mutations, stats.mutations as f64);
+}
+
+/// Every generation: stops the run (exit 3) on a non-finite level.
+fn check_levels(stats: Res<GenerationStats>, genomes: Res<Genomes>, mut health: ResMut<Health>) {
+    // Levels are clamped at 0 where they are written (a NaN clamps to 0), so
+    // what can go wrong is an infinite level (e.g. a multiplicative network
+    // that overflows): it makes the mean of all levels non-finite; only then
+    // look for the first one.
+    if !stats.mean_expression.is_finite()
+        && let Some(k) = genomes
+            .cur
+            .iter()
+            .position(|x| !(*x >= 0.0 && x.is_finite()))
+    {
+        health.report(
+            "individual",
+            (k / genomes.g) as u64,
+            format!(
+                "gene {} has expression level {}",
+                k % genomes.g,
+                genomes.cur[k]
+            ),
+        );
+    }
 }
 
 fn write_genes(
