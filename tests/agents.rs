@@ -501,3 +501,39 @@ fn sparse_and_dense_runs_take_the_same_actions() {
         .fold(0.0, f64::max);
     assert!(worst < 1e-5, "mean entropy differs by {worst}");
 }
+
+#[test]
+fn a_belief_that_cannot_be_normalised_stops_the_run_naming_the_agent() {
+    use microcosm::engine::sim::Stop;
+    use microcosm::sims::agents::sparse::SparseBeliefs;
+    let _g = common::serial();
+    for beliefs in ["dense", "sparse"] {
+        let set = [
+            "plugins.agents.count=100".to_string(),
+            format!("plugins.agents.beliefs=\"{beliefs}\""),
+        ];
+        let set: Vec<&str> = set.iter().map(|s| s.as_str()).collect();
+        let mut s = bundled("agents/gridworld", &set, 2, None);
+        for _ in 0..3 {
+            assert!(s.step());
+        }
+        if beliefs == "dense" {
+            let mut b = s.world_mut().resource_mut::<DenseBeliefs<f32>>();
+            let lanes = b.lanes;
+            for st in 0..100 {
+                b.q[st * lanes + 37] = f32::INFINITY;
+            }
+        } else {
+            let mut b = s.world_mut().resource_mut::<SparseBeliefs<f32>>();
+            let k = b.k;
+            b.p[37 * k] = f32::INFINITY;
+        }
+        assert!(!s.step(), "{beliefs}: the run must stop");
+        match s.stopped() {
+            Some(Stop::BlowUp { step: 4, blowup }) => {
+                assert_eq!((blowup.what, blowup.entity), ("agent", 37), "{beliefs}")
+            }
+            other => panic!("{beliefs}: {other:?}"),
+        }
+    }
+}

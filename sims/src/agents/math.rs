@@ -39,10 +39,12 @@ pub trait Float:
     fn ln(self) -> Self;
     /// eˣ (0 below the type's range).
     fn exp(self) -> Self;
-    /// The larger of two numbers (no NaN handling: one `max` instruction).
+    /// The larger of two numbers; a NaN `self` stays NaN (as numpy's and
+    /// JAX's `clip`), so a corrupted belief is not silently floored back to
+    /// a valid one. One `max` instruction.
     #[inline(always)]
     fn max(self, o: Self) -> Self {
-        if self > o { self } else { o }
+        if o > self { o } else { self }
     }
 }
 

@@ -431,6 +431,7 @@ fn think_dense<F: Float, const L: usize>(
     clock: Res<Clock>,
     scratch: Res<ScratchArenas>,
     mut stats: ResMut<StepStats>,
+    mut health: ResMut<Health>,
 ) {
     let Ok(mut iter) = q.contiguous_iter_mut() else {
         return;
@@ -439,6 +440,7 @@ fn think_dense<F: Float, const L: usize>(
         return;
     };
     let agents = agents.bypass_change_detection();
+    let n = agents.len();
     stats.entropy_sum = dense::step::<F, L>(
         &scratch,
         cfg.simd,
@@ -450,8 +452,34 @@ fn think_dense<F: Float, const L: usize>(
         agents,
         clock.is_sample_step(),
     );
+    // A belief that cannot be normalised (a non-finite entry) makes the
+    // entropy sum non-finite: only then look for the first such agent.
+    if !stats.entropy_sum.is_finite() {
+        let s_n = beliefs.states;
+        if let Some(i) = (0..n).find(|&i| !normalised((0..s_n).map(|s| beliefs.get(i, s).to_f64())))
+        {
+            health.report(
+                "agent",
+                i as u64,
+                "belief is not normalised (non-finite entries)".into(),
+            );
+        }
+    }
 }
 
+/// Whether a belief's entries are finite, ≥ 0 and sum to 1 (to 1e-3).
+fn normalised(p: impl Iterator<Item = f64>) -> bool {
+    let mut sum = 0.0;
+    for x in p {
+        if !(x.is_finite() && x >= 0.0) {
+            return false;
+        }
+        sum += x;
+    }
+    (sum - 1.0).abs() < 1e-3
+}
+
+#[allow(clippy::too_many_arguments)]
 fn think_sparse<F: Float, const L: usize>(
     mut q: Query<&mut Agent>,
     mut beliefs: ResMut<sparse::SparseBeliefs<F>>,
@@ -460,6 +488,7 @@ fn think_sparse<F: Float, const L: usize>(
     cfg: Res<Config>,
     clock: Res<Clock>,
     mut stats: ResMut<StepStats>,
+    mut health: ResMut<Health>,
 ) {
     let Ok(mut iter) = q.contiguous_iter_mut() else {
         return;
@@ -477,6 +506,19 @@ fn think_sparse<F: Float, const L: usize>(
         &mut beliefs,
         agents,
     );
+    if !stats.entropy_sum.is_finite() {
+        let k = beliefs.k;
+        if let Some(i) = agents.iter().enumerate().position(|(i, a)| {
+            a.support > 0
+                && !normalised((0..a.support as usize).map(|j| beliefs.p[i * k + j].to_f64()))
+        }) {
+            health.report(
+                "agent",
+                i as u64,
+                "belief is not normalised (non-finite entries)".into(),
+            );
+        }
+    }
 }
 
 /// Agents per parallel chunk in the environment and metrics passes.

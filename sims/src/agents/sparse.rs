@@ -225,8 +225,10 @@ pub fn update<F: Float>(
     }
     let mut h = F::ZERO;
     if kept == 1 {
-        // p/p = 1 and 1·ln 1 = 0 exactly: the general loop's result.
-        p[0] = F::ONE;
+        // p/p = 1 and 1·ln 1 = 0 exactly: the general loop's result, without
+        // the logarithm (a NaN or 0/0 stays NaN, and so does the entropy).
+        p[0] = p[0] / sum;
+        h = F::ZERO * p[0];
     } else {
         for x in &mut p[..kept] {
             *x = *x / sum;
