@@ -289,10 +289,10 @@ impl Agents {
                 .map(|i| Rng::new(b.seed(), START, 0, i as u64).below(s_n as u64) as u32)
                 .collect()),
             Start::Named(_) => {
-                // Distinct slots: a seeded partial Fisher–Yates over S·capacity.
-                let mut slots: Vec<u32> = (0..s_n as u64 * capacity as u64)
-                    .map(|x| (x / capacity as u64) as u32)
-                    .collect();
+                // Distinct slots: a seeded partial Fisher–Yates over S·capacity
+                // (a capacity above N is the same as N: no cell can get more).
+                let cap = capacity.min(self.count) as u64;
+                let mut slots: Vec<u32> = (0..s_n as u64 * cap).map(|x| (x / cap) as u32).collect();
                 let mut r = Rng::new(b.seed(), START, 0, 0);
                 for i in 0..n {
                     let j = i + r.below((slots.len() - i) as u64) as usize;
