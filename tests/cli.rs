@@ -262,3 +262,66 @@ fn genes_with_overflowing_expression_stop_with_exit_3_naming_the_individual() {
     );
     assert!(out.join("metrics.csv").exists(), "outputs flushed");
 }
+
+#[test]
+fn sigint_finishes_the_step_flushes_outputs_and_exits_130() {
+    let d = tmp("sigint");
+    let out = d.join("out");
+    // 100,000 generations of phase2 would take minutes: it must be interrupted.
+    let mut child = bin()
+        .args([
+            "run",
+            "genes/phase2",
+            "--set",
+            "run.steps=100000",
+            "--set",
+            "run.sample_every=1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the run is stepping (metrics rows being produced), then signal.
+    let t0 = std::time::Instant::now();
+    while !out.join("metrics.csv.part").exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t1 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t1.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("no exit within 60 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT after step "), "{err}");
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"kind\": \"interrupted\""), "{summary}");
+    // Flushed: every completed generation has its row (sample_every = 1).
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let step = v["stop"]["step"].as_u64().unwrap();
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count() as u64,
+        step + 2,
+        "header + steps 0..={step}"
+    );
+    assert!(step < 100_000);
+}

@@ -239,6 +239,17 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
         }
         Err(e) => return fail(e, 1),
     };
+    // SIGINT / SIGTERM: finish the step in progress, flush, exit 130 / 143.
+    let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    #[cfg(unix)]
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) =
+            signal_hook::flag::register_usize(sig, std::sync::Arc::clone(&signal), sig as usize)
+        {
+            eprintln!("warning: cannot catch signal {sig}: {e}");
+        }
+    }
+    sim.interrupt_on(signal);
     let bar = progress_bar(sim.scenario().run.steps);
     sim.run(|step, _| {
         if let Some(b) = &bar {
@@ -271,6 +282,14 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
                 blowup.what, blowup.entity, blowup.detail
             );
             3
+        }
+        Stop::Interrupted { step, signal } => {
+            let name = if *signal == 15 { "SIGTERM" } else { "SIGINT" };
+            eprintln!(
+                "interrupted by {name} after step {step}; outputs flushed in {} (resuming from checkpoints is not implemented yet)",
+                dir.display()
+            );
+            128 + signal
         }
         Stop::OutputError { step, error } => {
             eprintln!("error: writing outputs at step {step}: {error}");

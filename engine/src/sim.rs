@@ -94,6 +94,14 @@ pub enum Stop {
         #[serde(flatten)]
         blowup: crate::phase::BlowUp,
     },
+    /// A signal (SIGINT, SIGTERM) asked the run to stop: the step in
+    /// progress finished, outputs were flushed.
+    Interrupted {
+        /// The last step completed.
+        step: u64,
+        /// The signal number.
+        signal: i32,
+    },
     /// An output file could not be written.
     OutputError {
         /// The step.
@@ -165,6 +173,7 @@ pub struct Sim {
     samples: Vec<MemorySample>,
     sample_every: u64,
     stop: Option<Stop>,
+    interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     created_dir: Option<PathBuf>,
 }
 
@@ -258,6 +267,7 @@ impl Sim {
             samples: Vec::with_capacity(steps.div_ceil(sample_every) as usize + 2),
             sample_every,
             stop: None,
+            interrupt: None,
             created_dir,
         };
         sim.run_schedule();
@@ -430,6 +440,16 @@ impl Sim {
                 live_bytes: after.live_bytes as u64,
                 budget_bytes: budget,
             });
+        } else if let Some(sig) = self
+            .interrupt
+            .as_ref()
+            .map(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+            && sig != 0
+        {
+            self.stop = Some(Stop::Interrupted {
+                step,
+                signal: sig as i32,
+            });
         } else if step == self.scenario.run.steps {
             self.stop = Some(Stop::Completed);
         }
@@ -451,6 +471,12 @@ impl Sim {
             }
             progress(self.clock().step, total);
         });
+    }
+
+    /// Stops the run after the step in progress once `flag` is non-zero
+    /// (the CLI stores the number of a caught signal there).
+    pub fn interrupt_on(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        self.interrupt = Some(flag);
     }
 
     /// The clock.
