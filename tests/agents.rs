@@ -20,13 +20,6 @@ use microcosm::sims::agents::{Agent, Cells, History};
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
-fn bundled(name: &str, set: &[&str], threads: usize, out: Option<std::path::PathBuf>) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(s, &microcosm::sims::registry(), RunOptions { threads, out }).unwrap()
-}
-
 /// The 2-state world: an open 2 × 1 grid, goal at state 0 with C = 4,
 /// p_true = 0.9, so A = [[0.9, 0.1], [0.1, 0.9]].
 fn two_states() -> Model {
@@ -91,7 +84,7 @@ fn infer_plan_and_act_match_hand_computed_bayes_and_efe() {
     let mut work = vec![[0.0f64; 8]; 4];
     let mut obs = [1u32; 8];
     obs[0] = 0;
-    let (neg8, _) = dense_update::<f64, 8>(&t, q, &mut work, &[0; 8], &obs, true);
+    let (neg8, _) = dense_update::<f64, 8>(&t, &m, q, &mut work, &[0; 8], &obs, true);
     assert!(close(&[q[0][0], q[1][0]], &[0.9, 0.1], 1e-15));
     assert!(close(&[q[0][1], q[1][1]], &[0.1, 0.9], 1e-15));
     let lane0: Vec<f64> = neg8.iter().map(|g| g[0]).collect();
@@ -158,7 +151,7 @@ fn kernel_vs_reference<F: Float, const L: usize>(tol_q: f64, tol_neg: f64) {
         let mut r = Rng::new(9, StreamId::named("test"), step, 0);
         let obs: [u32; L] = std::array::from_fn(|_| r.below(s_n as u64) as u32);
         let (q, _) = b.q.as_chunks_mut::<L>();
-        let (neg, ent) = dense_update::<F, L>(&t, q, &mut work, &prev, &obs, true);
+        let (neg, ent) = dense_update::<F, L>(&t, &m, q, &mut work, &prev, &obs, true);
         for l in 0..L {
             let mut prior = vec![0.0; s_n];
             rf::predict(&m, &refq[l], prev[l] as usize, &mut prior);
@@ -333,7 +326,7 @@ fn gridworld_is_bitwise_identical_across_threads_normalised_and_allocation_free(
                     format!("plugins.agents.precision=\"{precision}\""),
                 ];
                 let set: Vec<&str> = set.iter().map(|s| s.as_str()).collect();
-                let mut s = bundled("agents/gridworld", &set, threads, Some(dir.clone()));
+                let mut s = common::bundled("agents/gridworld", &set, threads, Some(dir.clone()));
                 s.run(|_, _| {});
                 let w = s.world_mut();
                 let agents: Vec<Agent> = w.query::<&Agent>().iter(w).copied().collect();
@@ -380,7 +373,7 @@ fn maze_respects_capacity_and_resources_and_is_deterministic() {
     let mut outs = Vec::new();
     for threads in [1, 2] {
         let dir = common::temp_dir(&format!("agents-maze-{threads}"));
-        let mut s = bundled("agents/maze", &["run.steps=60"], threads, Some(dir.clone()));
+        let mut s = common::bundled("agents/maze", &["run.steps=60"], threads, Some(dir.clone()));
         s.run(|_, _| {});
         let w = s.world_mut();
         let agents: Vec<Agent> = w.query::<&Agent>().iter(w).copied().collect();
@@ -474,7 +467,7 @@ fn sparse_and_dense_runs_take_the_same_actions() {
             format!("plugins.agents.precision=\"{precision}\""),
         ];
         let set: Vec<&str> = set.iter().map(|s| s.as_str()).collect();
-        let mut s = bundled("agents/gridworld", &set, 1, Some(dir.clone()));
+        let mut s = common::bundled("agents/gridworld", &set, 1, Some(dir.clone()));
         s.run(|_, _| {});
         let w = s.world_mut();
         let agents: Vec<(u32, u8)> = w
@@ -513,7 +506,7 @@ fn a_belief_that_cannot_be_normalised_stops_the_run_naming_the_agent() {
             format!("plugins.agents.beliefs=\"{beliefs}\""),
         ];
         let set: Vec<&str> = set.iter().map(|s| s.as_str()).collect();
-        let mut s = bundled("agents/gridworld", &set, 2, None);
+        let mut s = common::bundled("agents/gridworld", &set, 2, None);
         for _ in 0..3 {
             assert!(s.step());
         }

@@ -43,6 +43,19 @@ fn run_file(test: &str, file: &str, scenario: &str, args: &[&str]) -> (Output, S
     (o, err, out)
 }
 
+/// Runs `microcosm run NAME --set S... --out <tmp>/out`; returns the output
+/// and the output dir.
+fn run_bundled(test: &str, name: &str, set: &[&str]) -> (Output, PathBuf) {
+    let out = tmp(test).join("out");
+    let mut c = bin();
+    c.arg("run").arg(name);
+    for s in set {
+        c.arg("--set").arg(s);
+    }
+    let o = c.arg("--out").arg(&out).output().unwrap();
+    (o, out)
+}
+
 #[test]
 fn unknown_key_exits_2_names_the_key_and_creates_no_output_dir() {
     let bad = GOOD.replace("particles = 100", "particles = 100\nparticels = 5");
@@ -206,21 +219,11 @@ fn bare_microcosm_runs_the_default_scenario() {
 
 #[test]
 fn md_with_an_absurd_time_step_stops_with_exit_3_naming_step_and_atom() {
-    let d = tmp("blowup");
-    let out = d.join("out");
-    let o = bin()
-        .args([
-            "run",
-            "md/lj-small",
-            "--set",
-            "plugins.nve.dt=0.5",
-            "--set",
-            "run.steps=50",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let (o, out) = run_bundled(
+        "blowup",
+        "md/lj-small",
+        &["plugins.nve.dt=0.5", "run.steps=50"],
+    );
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(3), "{err}");
     // At dt = 0.5 τ the first drift already moves atoms ~2 σ (skin/2 = 0.15).
@@ -237,23 +240,9 @@ fn md_with_an_absurd_time_step_stops_with_exit_3_naming_step_and_atom() {
 
 #[test]
 fn genes_with_overflowing_expression_stop_with_exit_3_naming_the_individual() {
-    let d = tmp("genes-blowup");
-    let out = d.join("out");
     let model = "plugins.expression.model={ kind = \"composite\", base = { kind = \"hill\", \
                  v_max = 1.0, k = 0.5, n = 2.0 }, regulation = { kind = \"multiplicative\", weight = 1e30 } }";
-    let o = bin()
-        .args([
-            "run",
-            "genes/phase2",
-            "--set",
-            model,
-            "--set",
-            "run.steps=20",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let (o, out) = run_bundled("genes-blowup", "genes/phase2", &[model, "run.steps=20"]);
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(

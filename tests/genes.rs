@@ -6,8 +6,8 @@ mod common;
 
 use microcosm::engine::alloc::CountingAlloc;
 
+use microcosm::engine::Sim;
 use microcosm::engine::rng::{Rng, StreamId};
-use microcosm::engine::{RunOptions, Scenario, Sim};
 use microcosm::sims::genes::evolve::mutate_row;
 use microcosm::sims::genes::{Fitness, Genomes};
 
@@ -16,13 +16,6 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 fn sim(text: &str, threads: usize, dir: Option<std::path::PathBuf>) -> Sim {
     common::sim(text, &microcosm::sims::registry(), threads, dir)
-}
-
-fn bundled(name: &str, set: &[&str], threads: usize, out: Option<std::path::PathBuf>) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(s, &microcosm::sims::registry(), RunOptions { threads, out }).unwrap()
 }
 
 /// A 3 × 4 population with every initial level 1.0; network / interaction
@@ -144,7 +137,7 @@ fn fitness_models_match_hand_computed_values() {
 fn happygene_memtest_mean_fitness_stays_one_tenth() {
     let _g = common::serial();
     let dir = common::temp_dir("genes-memtest");
-    let mut s = bundled(
+    let mut s = common::bundled(
         "genes/happygene-memtest",
         &["run.steps=20"],
         2,
@@ -303,7 +296,7 @@ fn adaptation_raises_mean_fitness_and_no_selection_does_not() {
     let _g = common::serial();
     let run = |set: &[&str], name: &str| {
         let dir = common::temp_dir(name);
-        let mut s = bundled("genes/adaptation", set, 2, Some(dir.clone()));
+        let mut s = common::bundled("genes/adaptation", set, 2, Some(dir.clone()));
         s.run(|_, _| {});
         s.finish().unwrap();
         mean_fitness_rows(&dir)
@@ -327,7 +320,7 @@ fn genes_are_bitwise_identical_across_threads_and_allocate_nothing() {
         let mut outs = Vec::new();
         for threads in [1, 2] {
             let dir = common::temp_dir(&format!("genes-det-{}-{threads}", name.replace('/', "-")));
-            let mut s = bundled(
+            let mut s = common::bundled(
                 name,
                 &["run.steps=30", "run.sample_every=1"],
                 threads,

@@ -5,20 +5,12 @@ mod common;
 
 use microcosm::engine::alloc::CountingAlloc;
 use microcosm::engine::neighbor::PeriodicBox;
-use microcosm::engine::{RunOptions, Scenario, Sim};
 use microcosm::sims::md::lj::{Forces, LjEnergy, LjTable, Neighbors};
 use microcosm::sims::md::thermo::ThermoState;
 use microcosm::sims::md::{AtomType, Position, SimBox, Velocity};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-fn bundled(name: &str, set: &[&str], threads: usize, out: Option<std::path::PathBuf>) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(s, &microcosm::sims::registry(), RunOptions { threads, out }).unwrap()
-}
 
 fn rel(a: f64, b: f64) -> f64 {
     ((a - b) / b).abs()
@@ -33,7 +25,7 @@ fn lj_liquid_step_0_matches_lammps() {
             &format!("plugins.lj.precision=\"{precision}\"")[..],
             "run.steps=0",
         ];
-        let sim = bundled("md/lj-liquid", &set, 2, None);
+        let sim = common::bundled("md/lj-liquid", &set, 2, None);
         let t = *sim.world().resource::<ThermoState>();
         assert_eq!(t.step, 0);
         assert!(rel(t.temp, 3.0) < 1e-9, "{precision}: temp {}", t.temp);
@@ -145,7 +137,7 @@ fn brute_force(
 fn lj_small_conserves_energy_and_momentum() {
     let _g = common::serial();
     let dir = common::temp_dir("lj-small");
-    let mut sim = bundled("md/lj-small", &[], 2, Some(dir.clone()));
+    let mut sim = common::bundled("md/lj-small", &[], 2, Some(dir.clone()));
     sim.run(|_, _| {});
     let world = sim.world_mut();
     let mut q = world.query::<&Velocity>();
@@ -200,7 +192,7 @@ fn md_is_bitwise_identical_across_thread_counts() {
             let dir = common::temp_dir(&format!("md-det-{}-{threads}", name.replace('/', "-")));
             // Past the scenarios' warm-up (20 and 50 steps), with list
             // rebuilds in steady state.
-            let mut sim = bundled(
+            let mut sim = common::bundled(
                 name,
                 &["run.steps=120", "run.sample_every=10"],
                 threads,

@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod brownian;
+mod csv;
 pub mod genes;
 pub mod md;
 

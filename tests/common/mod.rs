@@ -19,6 +19,14 @@ pub fn sim(text: &str, registry: &Registry, threads: usize, out: Option<PathBuf>
     Sim::new(s, registry, RunOptions { threads, out }).unwrap()
 }
 
+/// Builds a bundled scenario (`md/lj-liquid`) with `--set` overrides.
+pub fn bundled(name: &str, set: &[&str], threads: usize, out: Option<PathBuf>) -> Sim {
+    let file = microcosm::assets_dir().join(format!("{name}.toml"));
+    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::load(&file, name, &set).unwrap();
+    Sim::new(s, &microcosm::sims::registry(), RunOptions { threads, out }).unwrap()
+}
+
 /// A fresh empty directory under the target dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -33,7 +33,6 @@ use super::{Agent, Draws};
 pub struct DenseTables<F> {
     /// S.
     pub states: usize,
-    succ: Vec<[u32; ACTIONS]>,
     /// Row o of A: states s with A[o, s] > 0 possible (padded with o).
     row_idx: Vec<[u32; 5]>,
     /// A[o, s] of those entries (padding: 0).
@@ -52,7 +51,6 @@ impl<F: Float> DenseTables<F> {
         let s_n = m.states;
         let mut t = DenseTables {
             states: s_n,
-            succ: m.succ.clone(),
             row_idx: Vec::with_capacity(s_n),
             row_w: Vec::with_capacity(s_n),
             row_lik: Vec::with_capacity(s_n),
@@ -80,8 +78,7 @@ impl<F: Float> DenseTables<F> {
 
 impl<F> microcosm_engine::Footprint for DenseTables<F> {
     fn heap_bytes(&self) -> usize {
-        self.succ.heap_bytes()
-            + self.row_idx.heap_bytes()
+        self.row_idx.heap_bytes()
             + self.row_w.heap_bytes()
             + self.row_lik.heap_bytes()
             + self.row_len.heap_bytes()
@@ -214,7 +211,7 @@ fn block<F: Float, const L: usize>(
         prev[l] = a.action;
         ua[l] = F::from_f64(uu);
     }
-    let (neg, h) = update::<F, L>(t, q, work, &prev, &obs, entropy);
+    let (neg, h) = update::<F, L>(t, m, q, work, &prev, &obs, entropy);
     let h_sum: f64 = h[..n].iter().map(|x| x.to_f64()).sum();
     // Act.
     let mut act = [0u8; L];
@@ -271,10 +268,12 @@ pub fn step<F: Float, const L: usize>(
 /// each lane's previous action and new observation: `q` (the block's last
 /// posterior, S lane vectors) becomes the new posterior; returns neg_efe per
 /// action and lane, and each lane's posterior entropy (0 unless `entropy`).
-/// `work` holds 2·S lane vectors.
+/// `work` holds 2·S lane vectors; `m` gives B (the successor table).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn update<F: Float, const L: usize>(
     t: &DenseTables<F>,
+    m: &Model,
     q: &mut [[F; L]],
     work: &mut [[F; L]],
     prev: &[u8; L],
@@ -299,7 +298,7 @@ pub fn update<F: Float, const L: usize>(
                 }
             });
             for (s, qs) in q.iter().enumerate() {
-                let to = &mut prior[t.succ[s][u] as usize];
+                let to = &mut prior[m.succ[s][u] as usize];
                 let (cur, x) = (*to, *qs);
                 *to = std::array::from_fn(|l| cur[l] + mask[l] * x[l]);
             }
@@ -348,7 +347,7 @@ pub fn update<F: Float, const L: usize>(
         } else {
             qn.fill([F::ZERO; L]);
             for (s, qs) in q.iter().enumerate() {
-                let to = &mut qn[t.succ[s][u] as usize];
+                let to = &mut qn[m.succ[s][u] as usize];
                 let (cur, x) = (*to, *qs);
                 *to = std::array::from_fn(|l| cur[l] + x[l]);
             }

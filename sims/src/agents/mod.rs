@@ -100,7 +100,7 @@ pub enum Storage {
 /// Belief float type.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Precision_ {
+pub enum BeliefFloat {
     /// f32 (default).
     F32,
     /// f64.
@@ -120,7 +120,7 @@ pub struct Agents {
     pub beliefs: Storage,
     /// `f32` (default) or `f64`.
     #[serde(default = "f32_")]
-    pub precision: Precision_,
+    pub precision: BeliefFloat,
     /// Sparse: states kept per agent (1..=8).
     #[serde(default = "four")]
     pub top_k: u32,
@@ -141,8 +141,8 @@ pub struct Agents {
 fn dense() -> Storage {
     Storage::Dense
 }
-fn f32_() -> Precision_ {
-    Precision_::F32
+fn f32_() -> BeliefFloat {
+    BeliefFloat::F32
 }
 fn four() -> u32 {
     4
@@ -307,60 +307,18 @@ impl Agents {
 
 impl Plugin for Agents {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let (model, rules) = {
-            let w = b.world();
-            match (w.get_resource::<Model>(), w.get_resource::<Rules>()) {
-                (Some(m), Some(r)) => (m.clone(), *r),
-                _ => return Err(b.error("needs the `gridworld` plugin before it")),
-            }
+        // The model is taken out of the world while the agents' tables are
+        // built from it (no copy of a table per state), then put back. No
+        // entity exists yet, so re-inserting it costs nothing per entity.
+        let Some(rules) = b.world().get_resource::<Rules>().copied() else {
+            return Err(b.error("needs the `gridworld` plugin before it"));
         };
-        let n = self.count as usize;
-        let s_n = model.states;
-        let starts = self.starts(b, &model, rules.capacity)?;
-        let mut cells = Cells::default();
-        if rules.capacity > 0 {
-            cells.count = vec![0; s_n];
-            for &s in &starts {
-                cells.count[s as usize] += 1;
-            }
-        }
-        if rules.regrow.is_some() {
-            cells.ready_at = vec![0; model.goals.len()];
-        }
-        let simd = Simd::detect();
-        b.insert_resource(Config {
-            simd,
-            gamma: self.gamma,
-            alpha: self.alpha,
-        });
-        b.insert_resource_with_footprint(cells);
-        b.insert_resource_with_footprint(History {
-            k: self.history as usize,
-            buf: vec![0; n * self.history as usize],
-        });
-        b.insert_resource(StepStats::default());
-        match (self.beliefs, self.precision) {
-            (Storage::Dense, Precision_::F32) => self.dense::<f32, 64>(b, &model, n),
-            (Storage::Dense, Precision_::F64) => self.dense::<f64, 32>(b, &model, n),
-            (Storage::Sparse, Precision_::F32) => self.sparse::<f32, 16>(b, &model, n),
-            (Storage::Sparse, Precision_::F64) => self.sparse::<f64, 8>(b, &model, n),
-        }
-        b.add_systems(Phase::Evolve, environment);
-        b.index_column("step");
-        let cols = Columns {
-            entropy: b.metric("mean_entropy"),
-            at_goal: b.metric("at_goal_fraction"),
-            energy: b.metric("mean_energy"),
-            blocked: b.metric("moves_blocked"),
+        let Some(model) = b.world_mut().remove_resource::<Model>() else {
+            return Err(b.error("needs the `gridworld` plugin before it"));
         };
-        b.insert_resource(cols);
-        b.add_systems(Phase::Measure, agent_metrics.run_if(sample_step));
-        b.memory_unit("agent", n as u64);
-        b.spawn_batch(starts.into_iter().map(|pos| Agent {
-            pos,
-            ..Agent::default()
-        }));
-        Ok(())
+        let built = self.build_with(b, &model, rules);
+        b.world_mut().insert_resource(model);
+        built
     }
 
     fn estimate(&self, s: &Scenario, e: &mut Estimate) {
@@ -371,8 +329,8 @@ impl Plugin for Agents {
             return;
         };
         let f = match self.precision {
-            Precision_::F32 => 4,
-            Precision_::F64 => 8,
+            BeliefFloat::F32 => 4,
+            BeliefFloat::F64 => 8,
         };
         match self.beliefs {
             Storage::Dense => {
@@ -396,6 +354,57 @@ impl Plugin for Agents {
 }
 
 impl Agents {
+    /// The agents' resources, systems and entities, from the model.
+    fn build_with(&self, b: &mut Builder, model: &Model, rules: Rules) -> Result<(), BuildError> {
+        let n = self.count as usize;
+        let s_n = model.states;
+        let starts = self.starts(b, model, rules.capacity)?;
+        let mut cells = Cells::default();
+        if rules.capacity > 0 {
+            cells.count = vec![0; s_n];
+            for &s in &starts {
+                cells.count[s as usize] += 1;
+            }
+        }
+        if rules.regrow.is_some() {
+            cells.ready_at = vec![0; model.goals.len()];
+        }
+        let simd = Simd::detect();
+        b.insert_resource(Config {
+            simd,
+            gamma: self.gamma,
+            alpha: self.alpha,
+        });
+        b.insert_resource_with_footprint(cells);
+        b.insert_resource_with_footprint(History {
+            k: self.history as usize,
+            buf: vec![0; n * self.history as usize],
+        });
+        b.insert_resource(StepStats::default());
+        match (self.beliefs, self.precision) {
+            (Storage::Dense, BeliefFloat::F32) => self.dense::<f32, 64>(b, model, n),
+            (Storage::Dense, BeliefFloat::F64) => self.dense::<f64, 32>(b, model, n),
+            (Storage::Sparse, BeliefFloat::F32) => self.sparse::<f32, 16>(b, model, n),
+            (Storage::Sparse, BeliefFloat::F64) => self.sparse::<f64, 8>(b, model, n),
+        }
+        b.add_systems(Phase::Evolve, environment);
+        b.index_column("step");
+        let cols = Columns {
+            entropy: b.metric("mean_entropy"),
+            at_goal: b.metric("at_goal_fraction"),
+            energy: b.metric("mean_energy"),
+            blocked: b.metric("moves_blocked"),
+        };
+        b.insert_resource(cols);
+        b.add_systems(Phase::Measure, agent_metrics.run_if(sample_step));
+        b.memory_unit("agent", n as u64);
+        b.spawn_batch(starts.into_iter().map(|pos| Agent {
+            pos,
+            ..Agent::default()
+        }));
+        Ok(())
+    }
+
     fn dense<F: Float, const L: usize>(&self, b: &mut Builder, m: &Model, n: usize) {
         b.insert_resource_with_footprint(dense::DenseTables::<F>::new(m));
         b.insert_resource_with_footprint(dense::DenseBeliefs::<F>::uniform(n, m.states, L));

@@ -64,25 +64,8 @@ impl Trace {
     /// Errors name the line.
     pub fn parse(text: &str, states: usize) -> Result<Trace, String> {
         let mut raw: Vec<(u64, u32, u32, u8, usize)> = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let lineno = i + 1;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if raw.is_empty()
-                && lineno == first_data_line(text)
-                && f.first().is_some_and(|x| x.parse::<u64>().is_err())
-            {
-                if f != ["agent", "t", "obs", "action"] {
-                    return Err(format!("line {lineno}: header must be agent,t,obs,action"));
-                }
-                continue;
-            }
-            if f.len() != 4 {
-                return Err(format!("line {lineno}: expected agent,t,obs,action"));
-            }
+        for r in crate::csv::records(text, &["agent", "t", "obs", "action"], true) {
+            let (lineno, f) = r?;
             let num = |k: usize, what: &str| -> Result<u64, String> {
                 f[k].parse::<u64>().map_err(|_| {
                     format!(
@@ -140,15 +123,6 @@ impl Trace {
         records.sort_unstable();
         Ok(Trace { ids, records })
     }
-}
-
-fn first_data_line(text: &str) -> usize {
-    text.lines()
-        .position(|l| {
-            let l = l.trim();
-            !l.is_empty() && !l.starts_with('#')
-        })
-        .map_or(0, |i| i + 1)
 }
 
 /// Replay state (a resource).

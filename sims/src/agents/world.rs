@@ -10,8 +10,6 @@
 //! (S × 5), never as S×S×5. `C[o]` = `c_goal` on goal cells, 0 elsewhere;
 //! `D` is uniform over the free cells.
 
-use std::fmt::Write as _;
-
 use microcosm_engine::prelude::*;
 use serde::Deserialize;
 
@@ -429,24 +427,6 @@ impl Plugin for Gridworld {
             e.bytes("model tables: ~80 B per state", 80 * n);
         }
     }
-}
-
-/// The map as ASCII with each state's value in `mark` (for messages and tests).
-pub fn render(m: &Model, mark: impl Fn(usize) -> Option<char>) -> String {
-    let mut out = String::new();
-    for row in 0..m.height {
-        for col in 0..m.width {
-            let s = m.state_of[(row * m.width + col) as usize];
-            let ch = if s == WALL {
-                '#'
-            } else {
-                mark(s as usize).unwrap_or(if m.is_goal[s as usize] { 'G' } else { '.' })
-            };
-            let _ = out.write_char(ch);
-        }
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

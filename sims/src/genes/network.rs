@@ -124,19 +124,8 @@ impl Sparse {
     /// indices below `n`. Errors name the line.
     pub fn from_csv(text: &str, n: usize) -> Result<Sparse, String> {
         let mut t = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let lineno = i + 1;
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if lineno == 1 && f.first().is_some_and(|x| x.parse::<f64>().is_err()) {
-                continue; // header
-            }
-            if f.len() != 3 {
-                return Err(format!("line {lineno}: expected source,target,weight"));
-            }
+        for r in crate::csv::records(text, &["source", "target", "weight"], false) {
+            let (lineno, f) = r?;
             let idx = |s: &str, what: &str| {
                 s.parse::<u32>()
                     .ok()
