@@ -34,7 +34,10 @@ fn build(agents: u64, beliefs: &str, threads: usize) -> Sim {
     Sim::new(
         s,
         &microcosm::sims::registry(),
-        RunOptions { threads, out: None },
+        RunOptions {
+            threads,
+            ..Default::default()
+        },
     )
     .unwrap()
 }

@@ -33,8 +33,15 @@ fn step_throughput(c: &mut Criterion) {
     g.sample_size(20);
     for n in [10_000u64, 100_000] {
         for threads in [1usize, 2] {
-            let mut sim =
-                Sim::new(scenario(n), &registry, RunOptions { threads, out: None }).unwrap();
+            let mut sim = Sim::new(
+                scenario(n),
+                &registry,
+                RunOptions {
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             sim.step();
             g.throughput(Throughput::Elements(n));
             g.bench_function(BenchmarkId::new(format!("{threads}t"), n), |b| {
@@ -62,6 +69,7 @@ fn build_group<M: Measurement>(c: &mut Criterion<M>, name: &str) {
                     RunOptions {
                         threads: 1,
                         out: None,
+                        ..Default::default()
                     },
                 )
                 .unwrap()

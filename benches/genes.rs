@@ -32,7 +32,10 @@ fn build(name: &str, threads: usize) -> Sim {
     Sim::new(
         s,
         &microcosm::sims::registry(),
-        RunOptions { threads, out: None },
+        RunOptions {
+            threads,
+            ..Default::default()
+        },
     )
     .unwrap()
 }

@@ -38,7 +38,10 @@ fn build(cells: u32, threads: usize) -> Sim {
     Sim::new(
         scenario(cells),
         &registry,
-        RunOptions { threads, out: None },
+        RunOptions {
+            threads,
+            ..Default::default()
+        },
     )
     .unwrap()
 }

@@ -443,7 +443,7 @@ fn bad_maps_and_traces_name_file_key_and_line() {
     ] {
         let text = format!("[run]\nsteps = 1\n{table}");
         let s = Scenario::parse(&text, "t", std::path::Path::new("t.toml"), &dir, &[]).unwrap();
-        let e = Sim::new(s, &reg, RunOptions { threads: 1, out: None })
+        let e = Sim::new(s, &reg, RunOptions { threads: 1, ..Default::default() })
             .err()
             .expect("must fail")
             .to_string();

@@ -33,6 +33,7 @@ fn example_plugin_runs_from_its_scenario_file_with_the_exact_answer() {
         RunOptions {
             threads: 2,
             out: Some(dir.clone()),
+            ..Default::default()
         },
     )
     .unwrap();

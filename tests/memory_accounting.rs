@@ -157,6 +157,7 @@ fn an_estimate_over_budget_refuses_to_start_and_writes_nothing() {
         RunOptions {
             threads: 1,
             out: Some(dir.clone()),
+            ..Default::default()
         },
     );
     let Err(e @ SimError::OverBudget { .. }) = e else {

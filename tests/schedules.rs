@@ -23,6 +23,7 @@ fn every_bundled_scenario_builds_without_ambiguities() {
             RunOptions {
                 threads: 1,
                 out: None,
+                ..Default::default()
             },
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -44,6 +44,8 @@ enum Cmd {
     List,
     /// Run a scenario (bundled name or path to a .toml).
     Run(RunArgs),
+    /// Continue a run from its newest intact checkpoint, appending to its outputs.
+    Resume(ResumeArgs),
     /// Predict memory from the scenario alone; nothing runs.
     Estimate {
         /// Bundled name or path.
@@ -73,6 +75,21 @@ struct RunArgs {
     /// Override a key: --set plugins.lj.cutoff=3.0 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Write a checkpoint every N steps (the two newest are kept).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    checkpoint_every: u64,
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ResumeArgs {
+    /// The run's output directory.
+    dir: PathBuf,
+    /// Threads in the rayon pool (0: all cores); results do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Checkpoint every N steps (default: as the interrupted run did).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    checkpoint_every: u64,
 }
 
 /// Runs the CLI on `std::env::args`; returns the process exit code.
@@ -90,6 +107,7 @@ pub fn main(registry: &Registry, bundled: &Bundled) -> i32 {
         }
         Some(Cmd::List) => list(registry, bundled, &mut out),
         Some(Cmd::Run(args)) => run(registry, bundled, args, &mut out),
+        Some(Cmd::Resume(args)) => resume(registry, args, &mut out),
         Some(Cmd::Estimate { scenario, set }) => {
             estimate(registry, bundled, &scenario, &set, &mut out)
         }
@@ -231,14 +249,52 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
     let opts = RunOptions {
         threads: args.threads,
         out: Some(dir.clone()),
+        checkpoint_every: args.checkpoint_every,
     };
-    let mut sim = match Sim::new(scenario, registry, opts) {
-        Ok(s) => s,
-        Err(e @ (SimError::Scenario(_) | SimError::Build { .. } | SimError::OverBudget { .. })) => {
-            return fail(e, 2);
+    match Sim::new(scenario, registry, opts) {
+        Ok(sim) => drive(sim, &dir, out),
+        Err(e) => fail_start(e),
+    }
+}
+
+/// Exit code of a sim that could not start: 2 for the user's input.
+fn fail_start(e: SimError) -> i32 {
+    match e {
+        e @ (SimError::Scenario(_)
+        | SimError::Build { .. }
+        | SimError::OverBudget { .. }
+        | SimError::Checkpoint(_)) => fail(e, 2),
+        e => fail(e, 1),
+    }
+}
+
+fn resume(registry: &Registry, args: ResumeArgs, out: &mut impl Write) -> i32 {
+    if !args.dir.is_dir() {
+        return fail(format!("{}: no such run directory", args.dir.display()), 2);
+    }
+    let opts = RunOptions {
+        threads: args.threads,
+        out: Some(args.dir.clone()),
+        checkpoint_every: args.checkpoint_every,
+    };
+    match Sim::resume(&args.dir, registry, opts) {
+        Ok(sim) => {
+            for w in sim.warnings() {
+                eprintln!("warning: {w}");
+            }
+            eprintln!(
+                "resuming {} from step {}",
+                sim.scenario().name,
+                sim.resumed_from().unwrap_or(0)
+            );
+            drive(sim, &args.dir, out)
         }
-        Err(e) => return fail(e, 1),
-    };
+        Err(e) => fail_start(e),
+    }
+}
+
+/// Runs a started sim to its end, prints the report, returns the exit code.
+fn drive(mut sim: Sim, dir: &Path, out: &mut impl Write) -> i32 {
     // SIGINT / SIGTERM: finish the step in progress, flush, exit 130 / 143.
     let signal = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     #[cfg(unix)]
@@ -263,7 +319,7 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
         Ok(r) => r,
         Err(e) => return fail(e, 1),
     };
-    print_report(&report, &dir, out);
+    print_report(&report, dir, out);
     match &report.summary.stop {
         Stop::Completed => 0,
         Stop::MemoryBudget {
@@ -285,8 +341,13 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
         }
         Stop::Interrupted { step, signal } => {
             let name = if *signal == 15 { "SIGTERM" } else { "SIGINT" };
+            let saved = if report.summary.checkpoints > 0 {
+                "checkpoint written, "
+            } else {
+                ""
+            };
             eprintln!(
-                "interrupted by {name} after step {step}; outputs flushed in {} (resuming from checkpoints is not implemented yet)",
+                "interrupted by {name} after step {step}; {saved}outputs flushed; continue with: microcosm resume {}",
                 dir.display()
             );
             128 + signal

@@ -23,11 +23,13 @@
 //! * [`footprint`] — the [`Footprint`] trait for resources.
 //! * [`output`] — metrics.csv and other output files, atomically renamed.
 //! * [`simd`] — runtime choice of vector instructions for hot kernels.
+//! * [`checkpoint`] — checkpoints: state to a file and back, bit for bit.
 //! * [`bench`] — a criterion `Measurement` of allocated bytes.
 //! * [`cli`] — the `microcosm` command line, reusable by binaries that add plugins.
 
 pub mod alloc;
 pub mod bench;
+pub mod checkpoint;
 pub mod cli;
 pub mod footprint;
 pub mod memory;
@@ -51,6 +53,7 @@ pub use sim::{RunOptions, Sim, SimError};
 
 /// What a plugin author needs in scope.
 pub mod prelude {
+    pub use crate::checkpoint::{Corrupt, Decoder, Encoder, State};
     pub use crate::footprint::Footprint;
     pub use crate::memory::Estimate;
     pub use crate::output::{FileId, Metrics, OutputFiles};

@@ -126,6 +126,76 @@ pub struct ClusterPairList {
     pub builds: u64,
 }
 
+/// The list is state (a checkpoint saves it whole): which atoms share a
+/// cluster and which entries the last prune kept decide the order of every
+/// force sum until the next build.
+impl crate::checkpoint::State for ClusterPairList {
+    fn save(&self, e: &mut crate::checkpoint::Encoder) -> std::io::Result<()> {
+        e.f64(self.r_list)?;
+        e.bool(self.bx.is_some())?;
+        e.pod(&self.bx.map_or([0.0; 3], |b| b.len))?;
+        e.pod(&[self.ncol[0] as u64, self.ncol[1] as u64])?;
+        e.pod(&self.col_len)?;
+        e.slice(&self.col_start)?;
+        e.slice(&self.slot_of)?;
+        e.slice(&self.row_of)?;
+        e.slice(&self.bbox)?;
+        e.slice(&self.starts)?;
+        e.slice(&self.entries)?;
+        e.pod(&self.shifts)?;
+        e.u64(self.window as u64)?;
+        e.slice(&self.task_start)?;
+        e.u64(self.bbox_checks)?;
+        e.u64(self.builds)
+    }
+
+    fn load(
+        &mut self,
+        d: &mut crate::checkpoint::Decoder,
+    ) -> Result<(), crate::checkpoint::Corrupt> {
+        self.r_list = d.f64()?;
+        let has_box = d.bool()?;
+        let len: [f64; 3] = d.pod()?;
+        self.bx = has_box.then_some(PeriodicBox { len });
+        let ncol: [u64; 2] = d.pod()?;
+        self.ncol = [ncol[0] as usize, ncol[1] as usize];
+        self.col_len = d.pod()?;
+        d.vec_into(&mut self.col_start)?;
+        d.vec_into(&mut self.slot_of)?;
+        d.vec_into(&mut self.row_of)?;
+        d.vec_into(&mut self.bbox)?;
+        d.vec_into(&mut self.starts)?;
+        d.vec_into(&mut self.entries)?;
+        self.shifts = d.pod()?;
+        self.window = d.len(usize::MAX)?;
+        d.vec_into(&mut self.task_start)?;
+        self.bbox_checks = d.u64()?;
+        self.builds = d.u64()?;
+        let clusters = self.clusters();
+        let bad = self.starts.len() < clusters + 1
+            || self.row_of.len() < clusters * CLUSTER
+            || self.starts.windows(2).any(|w| w[0] > w[1])
+            || self
+                .starts
+                .last()
+                .is_some_and(|&l| l as usize > self.entries.len())
+            || self
+                .entries
+                .iter()
+                .any(|&e| decode(e).cj as usize >= clusters)
+            || self
+                .slot_of
+                .iter()
+                .any(|&s| s as usize >= self.row_of.len());
+        if bad {
+            return Err(crate::checkpoint::Corrupt(
+                "the neighbour list is inconsistent".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A decoded list entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {

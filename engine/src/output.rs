@@ -19,6 +19,7 @@ use crate::phase::Clock;
 pub struct FileId(usize);
 
 struct OutFile {
+    name: String,
     part: PathBuf,
     fin: PathBuf,
     w: BufWriter<File>,
@@ -30,6 +31,10 @@ pub struct OutputFiles {
     dir: Option<PathBuf>,
     files: Vec<OutFile>,
     error: Option<String>,
+    /// Resuming: each file's length at the checkpoint.
+    resume: Option<Vec<(String, u64)>>,
+    /// Writes are dropped (while a resumed run rebuilds its state).
+    muted: bool,
 }
 
 impl OutputFiles {
@@ -39,7 +44,41 @@ impl OutputFiles {
             dir,
             files: Vec::new(),
             error: None,
+            resume: None,
+            muted: false,
         }
+    }
+
+    /// Output into `dir` of a run resumed from a checkpoint that recorded
+    /// these file lengths: [`OutputFiles::open`] reopens each file, cuts it
+    /// back to its recorded length and appends. Writes are muted until
+    /// [`OutputFiles::unmute`] (the rebuilt run's header rows and setup pass
+    /// are already in the files).
+    pub fn resuming(dir: PathBuf, lengths: Vec<(String, u64)>) -> Self {
+        OutputFiles {
+            resume: Some(lengths),
+            muted: true,
+            ..OutputFiles::new(Some(dir))
+        }
+    }
+
+    /// Lets writes through again (see [`OutputFiles::resuming`]).
+    pub fn unmute(&mut self) {
+        self.muted = false;
+    }
+
+    /// Flushes every file to the disk and returns its name and length.
+    pub fn sync(&mut self) -> io::Result<Vec<(String, u64)>> {
+        use std::io::Seek;
+        self.files
+            .iter_mut()
+            .map(|f| {
+                f.w.flush()?;
+                let file = f.w.get_mut();
+                file.sync_data()?;
+                Ok((f.name.clone(), file.stream_position()?))
+            })
+            .collect()
     }
 
     /// The output directory, if files are written.
@@ -54,19 +93,28 @@ impl OutputFiles {
         };
         let fin = dir.join(name);
         let part = dir.join(format!("{name}.part"));
-        let w = BufWriter::with_capacity(1 << 14, File::create(&part)?);
-        self.files.push(OutFile { part, fin, w });
+        let recorded = self
+            .resume
+            .as_ref()
+            .and_then(|r| r.iter().find(|(n, _)| n == name))
+            .map(|&(_, len)| len);
+        let file = match recorded {
+            None => File::create(&part)?,
+            Some(len) => reopen(&part, &fin, len)?,
+        };
+        let w = BufWriter::with_capacity(1 << 14, file);
+        self.files.push(OutFile {
+            name: name.to_string(),
+            part,
+            fin,
+            w,
+        });
         Ok(Some(FileId(self.files.len() - 1)))
-    }
-
-    /// The writer of a file. Record write errors with [`OutputFiles::fail`].
-    pub fn writer(&mut self, id: FileId) -> &mut BufWriter<File> {
-        &mut self.files[id.0].w
     }
 
     /// Writes with `f`; the first error is kept and stops the run after this step.
     pub fn write(&mut self, id: FileId, f: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.muted {
             return;
         }
         let file = &mut self.files[id.0];
@@ -88,7 +136,7 @@ impl OutputFiles {
     /// Flushes every file and renames it to its final name.
     pub fn finish(&mut self) -> io::Result<()> {
         for f in self.files.drain(..) {
-            let OutFile { part, fin, w } = f;
+            let OutFile { part, fin, w, .. } = f;
             let file = w.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             drop(file);
@@ -96,6 +144,38 @@ impl OutputFiles {
         }
         Ok(())
     }
+}
+
+/// Reopens an output file of a checkpointed run (`NAME.part` if the run
+/// was killed, `NAME` if it finished or stopped), cut back to `len` bytes,
+/// positioned at its end, under the `.part` name.
+fn reopen(part: &Path, fin: &Path, len: u64) -> io::Result<File> {
+    use std::io::{Seek, SeekFrom};
+    if !part.exists() && fin.exists() {
+        std::fs::rename(fin, part)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(part)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: output of the checkpointed run: {e}", fin.display()),
+            )
+        })?;
+    let have = f.metadata()?.len();
+    if have < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: {have} bytes, shorter than the {len} the checkpoint recorded",
+                fin.display()
+            ),
+        ));
+    }
+    f.set_len(len)?;
+    f.seek(SeekFrom::End(0))?;
+    Ok(f)
 }
 
 impl crate::Footprint for OutputFiles {
@@ -113,7 +193,7 @@ pub struct Metrics {
     columns: Vec<&'static str>,
     row: Vec<f64>,
     file: Option<FileId>,
-    rows: u64,
+    pub(crate) rows: u64,
 }
 
 impl Metrics {
@@ -172,14 +252,18 @@ pub(crate) fn open_metrics(world: &mut World) -> io::Result<()> {
         let mut m = world.resource_mut::<Metrics>();
         m.file = id;
         if let Some(id) = id {
-            let w = files.writer(id);
-            write!(w, "{}", if m.index.is_empty() { "step" } else { m.index })?;
-            for c in &m.columns {
-                write!(w, ",{c}")?;
-            }
-            writeln!(w)?;
+            files.write(id, |w| {
+                write!(w, "{}", if m.index.is_empty() { "step" } else { m.index })?;
+                for c in &m.columns {
+                    write!(w, ",{c}")?;
+                }
+                writeln!(w)
+            });
         }
-        Ok(())
+        match files.error() {
+            Some(e) => Err(io::Error::other(e.to_string())),
+            None => Ok(()),
+        }
     })
 }
 

@@ -235,6 +235,30 @@ impl Builder<'_> {
         }));
     }
 
+    /// Saves this component, for every entity, in checkpoints: a resumed run
+    /// continues bitwise from it. Every component whose values carry over
+    /// from one step to the next must be registered.
+    pub fn checkpoint_component<C>(&mut self)
+    where
+        C: Component<Mutability = bevy_ecs::component::Mutable> + bytemuck::Pod,
+    {
+        self.world
+            .resource_mut::<crate::checkpoint::Registered>()
+            .component::<C>();
+    }
+
+    /// Saves the state part of this resource in checkpoints (see
+    /// [`crate::checkpoint::State`]). Resources that carry state from one
+    /// step to the next must be registered; constants and scratch need not.
+    pub fn checkpoint_resource<R>(&mut self)
+    where
+        R: Resource<Mutability = bevy_ecs::component::Mutable> + crate::checkpoint::State,
+    {
+        self.world
+            .resource_mut::<crate::checkpoint::Registered>()
+            .resource::<R>();
+    }
+
     /// Declares a unit the memory report also divides attributable bytes by:
     /// `memory_unit("gene", n * g)` adds `bytes_per_gene` to memory.json.
     pub fn memory_unit(&mut self, name: &'static str, count: u64) {

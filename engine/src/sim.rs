@@ -7,7 +7,7 @@
 //! inside the sim's rayon pool; [`Sim::run`] runs them all; [`Sim::finish`]
 //! flushes outputs and returns the summary and memory report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bevy_ecs::prelude::*;
@@ -15,6 +15,7 @@ use bevy_ecs::schedule::{LogLevel, ScheduleBuildSettings, ScheduleLabel, SingleT
 use serde::Serialize;
 
 use crate::alloc;
+use crate::checkpoint;
 use crate::footprint::Footprints;
 use crate::memory::{self, Estimate, MemoryReport, MemorySample, Rss, Slope};
 use crate::output::{self, Metrics, OutputFiles};
@@ -34,6 +35,9 @@ pub struct RunOptions {
     pub threads: usize,
     /// Output directory (created if missing); `None` writes no files.
     pub out: Option<PathBuf>,
+    /// Write a checkpoint into `out` every this many steps (0: only when
+    /// interrupted by a signal).
+    pub checkpoint_every: u64,
 }
 
 /// Why a sim could not start (all of these are the user's input: exit code 2).
@@ -68,6 +72,9 @@ pub enum SimError {
     /// Output directory or file error.
     #[error("output: {0}")]
     Io(String),
+    /// No usable checkpoint to resume from (exit code 2).
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 /// How a run ended.
@@ -140,6 +147,18 @@ pub struct Summary {
     pub plugins: Vec<String>,
     /// How the run ended.
     pub stop: Stop,
+    /// The step this run resumed from (absent for a run from the start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u64>,
+    /// Checkpoints written by this run.
+    pub checkpoints: u64,
+    /// Seconds spent writing them.
+    pub checkpoint_seconds: f64,
+    /// Size of the last one, bytes.
+    pub checkpoint_bytes: u64,
+    /// Hash of the final state (as checkpoints save it): equal for runs that
+    /// end in the same state, whatever the threads or interruptions.
+    pub state_hash: String,
 }
 
 /// What a finished run reports.
@@ -175,6 +194,16 @@ pub struct Sim {
     stop: Option<Stop>,
     interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     created_dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    /// Scenario text after overrides (saved as scenario.toml and in checkpoints).
+    text: String,
+    checkpoint_every: u64,
+    resumed_from: Option<u64>,
+    steady_from: u64,
+    last_checkpoint: Option<crate::checkpoint::Written>,
+    checkpoints: u64,
+    checkpoint_seconds: f64,
+    warnings: Vec<String>,
 }
 
 /// Instantiates the plugins of a scenario and adds up their memory estimate.
@@ -191,8 +220,43 @@ pub fn estimate(
 }
 
 impl Sim {
-    /// Builds a sim from a scenario and runs its setup pass.
+    /// Builds a sim from a scenario and runs its setup pass. With an output
+    /// directory, writes the scenario (after overrides) there as scenario.toml.
     pub fn new(scenario: Scenario, registry: &Registry, opts: RunOptions) -> Result<Sim, SimError> {
+        Sim::start(scenario, registry, opts, None)
+    }
+
+    /// Resumes the run in `dir` from its newest intact checkpoint (an older
+    /// one if the newest is damaged): rebuilds the world from the scenario
+    /// the checkpoint carries, runs the setup pass with outputs muted,
+    /// overwrites the state, and appends to the outputs from where the
+    /// checkpoint left them. `opts.out` is ignored (outputs stay in `dir`);
+    /// `opts.checkpoint_every` 0 keeps the interrupted run's interval.
+    pub fn resume(dir: &Path, registry: &Registry, mut opts: RunOptions) -> Result<Sim, SimError> {
+        let ours = std::fs::read_to_string(dir.join("scenario.toml"))
+            .ok()
+            .map(|t| checkpoint::scenario_hash(&t));
+        let mut warnings = Vec::new();
+        let loaded = checkpoint::Loaded::newest(dir, ours, |e| {
+            warnings.push(format!("{e}; trying an older checkpoint"))
+        })?;
+        let h = &loaded.header;
+        let scenario = Scenario::parse(&h.text, &h.name, &h.file, &h.dir, &[])?;
+        opts.out = Some(dir.to_path_buf());
+        if opts.checkpoint_every == 0 {
+            opts.checkpoint_every = h.every;
+        }
+        let mut sim = Sim::start(scenario, registry, opts, Some(&loaded))?;
+        sim.warnings = warnings;
+        Ok(sim)
+    }
+
+    fn start(
+        scenario: Scenario,
+        registry: &Registry,
+        opts: RunOptions,
+        resume: Option<&checkpoint::Loaded>,
+    ) -> Result<Sim, SimError> {
         let (plugins, est) = estimate(&scenario, registry)?;
         let file = scenario.file.display().to_string();
         if let Some(budget) = scenario.run.budget_bytes()
@@ -231,7 +295,11 @@ impl Sim {
         alloc::reset_peak();
         let alloc_start = alloc::stats();
         let t0 = Instant::now();
-        let built = Self::build(&scenario, plugins, threads, opts.out.clone());
+        let files = match (&opts.out, resume) {
+            (Some(dir), Some(l)) => OutputFiles::resuming(dir.clone(), l.header.outputs.clone()),
+            (out, _) => OutputFiles::new(out.clone()),
+        };
+        let built = Self::build(&scenario, plugins, threads, files);
         let (world, schedule, plugin_names) = match built {
             Ok(b) => b,
             Err(e) => {
@@ -246,6 +314,7 @@ impl Sim {
         };
         let steps = scenario.run.steps;
         let sample_every = steps.div_ceil(100).max(1);
+        let text = toml::to_string(&scenario.document).unwrap_or_default();
         let mut sim = Sim {
             world,
             schedule,
@@ -269,8 +338,25 @@ impl Sim {
             stop: None,
             interrupt: None,
             created_dir,
+            out: opts.out.clone(),
+            text,
+            checkpoint_every: opts.checkpoint_every,
+            resumed_from: None,
+            steady_from: 0,
+            last_checkpoint: None,
+            checkpoints: 0,
+            checkpoint_seconds: 0.0,
+            warnings: Vec::new(),
         };
         sim.run_schedule();
+        if let Some(l) = resume {
+            sim.restore(l)?;
+        } else if let Some(dir) = &sim.out {
+            output::write_atomic(dir, "scenario.toml", sim.text.as_bytes())
+                .map_err(|e| SimError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let start = sim.clock().step;
+        sim.steady_from = start + sim.scenario.run.warmup().min(steps.saturating_sub(start));
         sim.warm_scratch();
         sim.setup_bytes = alloc::stats()
             .live_bytes
@@ -280,11 +366,88 @@ impl Sim {
         Ok(sim)
     }
 
+    /// Overwrites the state after the setup pass of a resumed run.
+    fn restore(&mut self, l: &checkpoint::Loaded) -> Result<(), SimError> {
+        let entities = self.world.entities().count_spawned() as u64;
+        if entities != l.header.entities {
+            return Err(SimError::Checkpoint(checkpoint::CheckpointError::Damaged {
+                path: l.path.display().to_string(),
+                reason: format!(
+                    "{} entities, but the scenario now builds {entities} (did a data file change?)",
+                    l.header.entities
+                ),
+            }));
+        }
+        l.apply(&mut self.world)?;
+        let mut clock = self.world.resource_mut::<Clock>();
+        clock.step = l.header.step;
+        clock.passes = l.header.passes;
+        self.world.resource_mut::<Metrics>().rows = l.header.metrics_rows;
+        self.world.resource_mut::<OutputFiles>().unmute();
+        self.resumed_from = Some(l.header.step);
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the state after the last step into the output
+    /// directory (outputs are flushed and synced first, and their lengths
+    /// recorded).
+    pub fn checkpoint(&mut self) -> Result<checkpoint::Written, SimError> {
+        let Some(dir) = self.out.clone() else {
+            return Err(SimError::Io(
+                "checkpoint: the run has no output directory".into(),
+            ));
+        };
+        let t = Instant::now();
+        let outputs = self
+            .world
+            .resource_mut::<OutputFiles>()
+            .sync()
+            .map_err(|e| SimError::Io(format!("flushing outputs for a checkpoint: {e}")))?;
+        let clock = self.clock().clone();
+        let header = checkpoint::Header {
+            name: self.scenario.name.clone(),
+            file: self.scenario.file.clone(),
+            dir: self.scenario.dir.clone(),
+            text: self.text.clone(),
+            step: clock.step,
+            passes: clock.passes,
+            metrics_rows: self.world.resource::<Metrics>().rows(),
+            every: self.checkpoint_every,
+            entities: self.world.entities().count_spawned() as u64,
+            outputs,
+        };
+        let w = checkpoint::write(&dir, &header, &mut self.world)?;
+        self.checkpoint_seconds += t.elapsed().as_secs_f64();
+        self.checkpoints += 1;
+        self.last_checkpoint = Some(w.clone());
+        Ok(w)
+    }
+
+    /// The last checkpoint this run wrote.
+    pub fn last_checkpoint(&self) -> Option<&checkpoint::Written> {
+        self.last_checkpoint.as_ref()
+    }
+
+    /// The step this run resumed from, if it did.
+    pub fn resumed_from(&self) -> Option<u64> {
+        self.resumed_from
+    }
+
+    /// Damaged checkpoints skipped while resuming.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A hash of the state that checkpoints save: equal for equal states.
+    pub fn state_hash(&mut self) -> u64 {
+        checkpoint::state_hash(&mut self.world)
+    }
+
     fn build(
         scenario: &Scenario,
         plugins: Plugins,
         threads: usize,
-        out: Option<PathBuf>,
+        files: OutputFiles,
     ) -> Result<(World, Schedule, Vec<String>), SimError> {
         let mut world = World::new();
         let run = &scenario.run;
@@ -299,7 +462,8 @@ impl Sim {
         world.insert_resource(crate::phase::Health::default());
         world.insert_resource(ScratchArenas::new(threads));
         world.insert_resource(Metrics::default());
-        world.insert_resource(OutputFiles::new(out));
+        world.insert_resource(files);
+        world.insert_resource(checkpoint::Registered::default());
         world.insert_resource(Footprints::default());
         crate::footprint::register::<Metrics>(&mut world);
         crate::footprint::register::<OutputFiles>(&mut world);
@@ -402,7 +566,7 @@ impl Sim {
             self.stop = Some(Stop::Completed);
             return false;
         }
-        let steady = step > self.scenario.run.warmup();
+        let steady = step > self.steady_from;
         self.world.resource_mut::<PhaseStats>().steady_now = steady;
         let before = alloc::stats();
         let t = Instant::now();
@@ -452,6 +616,21 @@ impl Sim {
             });
         } else if step == self.scenario.run.steps {
             self.stop = Some(Stop::Completed);
+        }
+        // Periodic checkpoints, and one when a signal stops the run.
+        let every = self.checkpoint_every;
+        let due = matches!(self.stop, None | Some(Stop::Completed))
+            && every > 0
+            && step.is_multiple_of(every);
+        let interrupted = matches!(self.stop, Some(Stop::Interrupted { .. }));
+        if (due || interrupted)
+            && self.out.is_some()
+            && let Err(e) = self.checkpoint()
+        {
+            self.stop = Some(Stop::OutputError {
+                step,
+                error: e.to_string(),
+            });
         }
         self.stop.is_none()
     }
@@ -623,6 +802,8 @@ impl Sim {
         let stop = self.stop.clone().unwrap_or(Stop::Completed);
         let memory = self.memory_report();
         let steps = self.clock().step;
+        let run_steps = steps - self.resumed_from.unwrap_or(0);
+        let state_hash = format!("{:016x}", self.state_hash());
         let ps = self.world.resource::<PhaseStats>();
         let summary = Summary {
             scenario: self.scenario.name.clone(),
@@ -633,7 +814,7 @@ impl Sim {
             setup_seconds: self.setup_seconds,
             loop_seconds: self.loop_seconds,
             entity_steps_per_second: if self.loop_seconds > 0.0 {
-                (memory.entities * steps) as f64 / self.loop_seconds
+                (memory.entities * run_steps) as f64 / self.loop_seconds
             } else {
                 0.0
             },
@@ -645,6 +826,11 @@ impl Sim {
             steady_state_heap_allocations: memory.steady_state.heap_allocations,
             plugins: self.plugin_names.clone(),
             stop,
+            resumed_from: self.resumed_from,
+            checkpoints: self.checkpoints,
+            checkpoint_seconds: self.checkpoint_seconds,
+            checkpoint_bytes: self.last_checkpoint.as_ref().map_or(0, |w| w.bytes),
+            state_hash,
         };
         let mut files = self.world.resource_mut::<OutputFiles>();
         let dir = files.dir().map(PathBuf::from);

@@ -16,7 +16,16 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// Builds a sim from scenario text.
 pub fn sim(text: &str, registry: &Registry, threads: usize, out: Option<PathBuf>) -> Sim {
     let s = Scenario::parse(text, "test", Path::new("test.toml"), Path::new("."), &[]).unwrap();
-    Sim::new(s, registry, RunOptions { threads, out }).unwrap()
+    Sim::new(
+        s,
+        registry,
+        RunOptions {
+            threads,
+            out,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// Builds a bundled scenario (`md/lj-liquid`) with `--set` overrides.
@@ -24,7 +33,16 @@ pub fn bundled(name: &str, set: &[&str], threads: usize, out: Option<PathBuf>) -
     let file = microcosm::assets_dir().join(format!("{name}.toml"));
     let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
     let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(s, &microcosm::sims::registry(), RunOptions { threads, out }).unwrap()
+    Sim::new(
+        s,
+        &microcosm::sims::registry(),
+        RunOptions {
+            threads,
+            out,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 /// A fresh empty directory under the target dir.

@@ -251,6 +251,9 @@ impl Plugin for Atoms {
         let typed = species.names.len() > 1;
         b.insert_resource(SimBox(bx));
         b.insert_resource(species);
+        // Types are constant: positions and velocities are the atoms' state.
+        b.checkpoint_component::<Position>();
+        b.checkpoint_component::<Velocity>();
         if typed {
             b.spawn_batch(
                 atoms

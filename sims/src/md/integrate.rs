@@ -302,6 +302,18 @@ pub struct NhState {
     pub xi: f64,
 }
 
+/// State: ξ (the target and period come from the scenario).
+impl State for NhState {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        e.f64(self.xi)
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        self.xi = d.f64()?;
+        Ok(())
+    }
+}
+
 impl PluginConfig for NoseHoover {
     const NAME: &'static str = "nose_hoover";
     const SUMMARY: &'static str = "MD Nosé–Hoover NVT integration (chain length 1)";
@@ -326,6 +338,7 @@ impl Plugin for NoseHoover {
             damp: self.damp,
             xi: 0.0,
         });
+        b.checkpoint_resource::<NhState>();
         b.add_systems(
             Phase::Begin,
             (nh_begin, initial_integrate).chain().run_if(stepping),

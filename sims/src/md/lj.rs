@@ -344,6 +344,32 @@ const PRUNE_FRACTION: f64 = 0.75;
 const PRUNE_SLACK: f64 = 1e-3;
 const PRUNE_SLACK_REL: f64 = 4e-6;
 
+/// State: the list, its reference positions and the rebuild/prune bookkeeping.
+impl State for Neighbors {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        self.list.save(e)?;
+        e.slice(&self.x_build)?;
+        e.f64(self.x_err)?;
+        e.f64(self.moved_before)?;
+        e.bool(self.prune_due)?;
+        e.u64(self.last_build)?;
+        e.u64(self.builds)?;
+        e.u64(self.prunes)
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        self.list.load(d)?;
+        d.vec_into(&mut self.x_build)?;
+        self.x_err = d.f64()?;
+        self.moved_before = d.f64()?;
+        self.prune_due = d.bool()?;
+        self.last_build = d.u64()?;
+        self.builds = d.u64()?;
+        self.prunes = d.u64()?;
+        Ok(())
+    }
+}
+
 impl Footprint for Neighbors {
     fn heap_bytes(&self) -> usize {
         self.list.heap_bytes() + self.x_build.heap_bytes()
@@ -474,6 +500,24 @@ fn add_lanes<F: Real>(lanes: &mut Lanes<F>, f: impl Fn(usize) -> Option<DVec3>) 
     }
 }
 
+/// State: the forces of the last step (the next step's first half-kick uses
+/// them); the packed positions are repacked every step.
+impl State for Forces {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        match self {
+            Forces::Mixed(p) => e.slice(&p.force),
+            Forces::Double(p) => e.slice(&p.force),
+        }
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        match self {
+            Forces::Mixed(p) => d.vec_into(&mut p.force),
+            Forces::Double(p) => d.vec_into(&mut p.force),
+        }
+    }
+}
+
 impl Footprint for Forces {
     fn heap_bytes(&self) -> usize {
         match self {
@@ -538,6 +582,8 @@ impl Plugin for Lj {
             prunes: 0,
         });
         b.insert_resource_with_footprint(forces);
+        b.checkpoint_resource::<Neighbors>();
+        b.checkpoint_resource::<Forces>();
         b.insert_resource(table);
         b.insert_resource(LjEnergy::default());
         b.add_systems(Phase::Spatial, update_neighbors);

@@ -35,15 +35,18 @@ use bevy_ecs::prelude::*;
 use glam::{DVec3, Vec3};
 
 /// Position (f64: the integration stays in double precision).
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Position(pub DVec3);
 
 /// Velocity.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Velocity(pub Vec3);
 
 /// Atom type index into [`Species`] (only when there is more than one type).
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct AtomType(pub u8);
 
 /// The atom types: names and masses (a resource, from the `atoms` plugin).
