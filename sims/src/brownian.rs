@@ -19,11 +19,13 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 /// Wrapped position in the box, in [0, box_length)³.
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Position(pub Vec3);
 
 /// Unwrapped displacement since step 0.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Displacement(pub Vec3);
 
 /// The box and the diffusion parameters (a resource).
@@ -99,6 +101,8 @@ impl Plugin for Brownian {
             diffusion: self.diffusion,
             dt: self.dt,
         });
+        b.checkpoint_component::<Position>();
+        b.checkpoint_component::<Displacement>();
         b.spawn_batch((0..self.particles).map(move |i| {
             let mut r = Rng::new(seed, PLACE, 0, i as u64);
             let p = Vec3::new(r.uniform() as f32, r.uniform() as f32, r.uniform() as f32) * l;

@@ -122,6 +122,20 @@ impl<F: Float> DenseBeliefs<F> {
     }
 }
 
+/// State: the posteriors (the entropy partials are this step's scratch).
+impl<F: Float> microcosm_engine::checkpoint::State for DenseBeliefs<F> {
+    fn save(&self, e: &mut microcosm_engine::checkpoint::Encoder) -> std::io::Result<()> {
+        e.slice(&self.q)
+    }
+
+    fn load(
+        &mut self,
+        d: &mut microcosm_engine::checkpoint::Decoder,
+    ) -> Result<(), microcosm_engine::checkpoint::Corrupt> {
+        d.slice_into(&mut self.q)
+    }
+}
+
 impl<F> microcosm_engine::Footprint for DenseBeliefs<F> {
     fn heap_bytes(&self) -> usize {
         self.q.heap_bytes() + self.partial.heap_bytes()

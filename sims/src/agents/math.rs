@@ -17,6 +17,7 @@ use std::ops::{Add, Div, Mul, Sub};
 /// A belief float: f32 (default) or f64.
 pub trait Float:
     Copy
+    + bytemuck::Pod
     + Send
     + Sync
     + Debug

@@ -41,7 +41,10 @@ use math::Float;
 use world::{Model, Rules};
 
 /// An agent (the entity's only component): 16 bytes.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Component, Debug, Clone, Copy, PartialEq, Eq, Default, bytemuck::Pod, bytemuck::Zeroable,
+)]
+#[repr(C)]
 pub struct Agent {
     /// True position (state index).
     pub pos: u32,
@@ -53,6 +56,9 @@ pub struct Agent {
     pub action: u8,
     /// Sparse beliefs: entries in use (0: the uniform prior D).
     pub support: u8,
+    /// The two bytes the alignment pads with anyway, named so the agent is
+    /// plain data (checkpoints copy it as bytes). Always zero.
+    pub reserved: [u8; 2],
 }
 
 const STEP: StreamId = StreamId::named("agents/step");
@@ -173,6 +179,17 @@ impl Footprint for History {
     }
 }
 
+/// State: every ring.
+impl State for History {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        e.slice(&self.buf)
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        d.slice_into(&mut self.buf)
+    }
+}
+
 impl History {
     /// Agent `i`'s last min(K, steps) actions, oldest first, after `step` steps.
     pub fn actions(&self, i: usize, step: u64) -> Vec<u8> {
@@ -191,6 +208,19 @@ pub struct Cells {
     pub count: Vec<u32>,
     /// Per goal (in `Model::goals` order): first step its resource is back.
     pub ready_at: Vec<u64>,
+}
+
+/// State: occupancy and regrowth times.
+impl State for Cells {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        e.slice(&self.count)?;
+        e.slice(&self.ready_at)
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        d.slice_into(&mut self.count)?;
+        d.slice_into(&mut self.ready_at)
+    }
 }
 
 impl Footprint for Cells {
@@ -381,6 +411,9 @@ impl Agents {
             buf: vec![0; n * self.history as usize],
         });
         b.insert_resource(StepStats::default());
+        b.checkpoint_component::<Agent>();
+        b.checkpoint_resource::<Cells>();
+        b.checkpoint_resource::<History>();
         match (self.beliefs, self.precision) {
             (Storage::Dense, BeliefFloat::F32) => self.dense::<f32, 64>(b, model, n),
             (Storage::Dense, BeliefFloat::F64) => self.dense::<f64, 32>(b, model, n),
@@ -408,6 +441,7 @@ impl Agents {
     fn dense<F: Float, const L: usize>(&self, b: &mut Builder, m: &Model, n: usize) {
         b.insert_resource_with_footprint(dense::DenseTables::<F>::new(m));
         b.insert_resource_with_footprint(dense::DenseBeliefs::<F>::uniform(n, m.states, L));
+        b.checkpoint_resource::<dense::DenseBeliefs<F>>();
         b.add_systems(Phase::Interact, think_dense::<F, L>.run_if(stepping));
     }
 
@@ -418,6 +452,7 @@ impl Agents {
             self.prune,
         ));
         b.insert_resource_with_footprint(sparse::SparseBeliefs::<F>::new(n, self.top_k as usize));
+        b.checkpoint_resource::<sparse::SparseBeliefs<F>>();
         b.add_systems(Phase::Interact, think_sparse::<F, L>.run_if(stepping));
     }
 }

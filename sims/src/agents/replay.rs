@@ -140,6 +140,21 @@ struct ReplayState {
     rows: usize,
 }
 
+/// State: the cursor, the priors and the rows written.
+impl State for ReplayState {
+    fn save(&self, e: &mut Encoder) -> std::io::Result<()> {
+        e.u64(self.cursor as u64)?;
+        e.u64(self.rows as u64)?;
+        e.slice(&self.prior)
+    }
+
+    fn load(&mut self, d: &mut Decoder) -> Result<(), Corrupt> {
+        self.cursor = d.len(self.trace.records.len())?;
+        self.rows = d.len(usize::MAX)?;
+        d.slice_into(&mut self.prior)
+    }
+}
+
 impl Footprint for ReplayState {
     fn heap_bytes(&self) -> usize {
         self.trace.ids.heap_bytes()
@@ -211,6 +226,7 @@ impl Plugin for Replay {
         b.add_systems(Phase::Interact, replay.run_if(stepping));
         b.add_systems(Phase::Measure, count_rows.run_if(sample_step));
         b.memory_unit("agent", agents as u64);
+        b.checkpoint_resource::<ReplayState>();
         b.spawn_batch((0..agents).map(|_| Agent::default()));
         Ok(())
     }

@@ -91,6 +91,22 @@ pub struct SparseBeliefs<F> {
     partial: Vec<f64>,
 }
 
+/// State: the top-K entries (the entropy partials are this step's scratch).
+impl<F: Float> microcosm_engine::checkpoint::State for SparseBeliefs<F> {
+    fn save(&self, e: &mut microcosm_engine::checkpoint::Encoder) -> std::io::Result<()> {
+        e.slice(&self.idx)?;
+        e.slice(&self.p)
+    }
+
+    fn load(
+        &mut self,
+        d: &mut microcosm_engine::checkpoint::Decoder,
+    ) -> Result<(), microcosm_engine::checkpoint::Corrupt> {
+        d.slice_into(&mut self.idx)?;
+        d.slice_into(&mut self.p)
+    }
+}
+
 impl<F: Float> SparseBeliefs<F> {
     /// `agents` beliefs of K entries (all at D: support 0).
     pub fn new(agents: usize, k: usize) -> Self {

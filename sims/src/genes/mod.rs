@@ -33,7 +33,8 @@ use bevy_ecs::prelude::*;
 use microcosm_engine::Footprint;
 
 /// An individual's fitness (the entity's only component).
-#[derive(Component, Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Fitness(pub f64);
 
 /// The population's genomes: N×G levels, row-major, and the offspring buffer.
@@ -53,6 +54,20 @@ impl Genomes {
     /// Individual `i`'s levels.
     pub fn row(&self, i: usize) -> &[f32] {
         &self.cur[i * self.g..(i + 1) * self.g]
+    }
+}
+
+/// State: the current levels (`next` is overwritten before it is read).
+impl microcosm_engine::checkpoint::State for Genomes {
+    fn save(&self, e: &mut microcosm_engine::checkpoint::Encoder) -> std::io::Result<()> {
+        e.slice(&self.cur)
+    }
+
+    fn load(
+        &mut self,
+        d: &mut microcosm_engine::checkpoint::Decoder,
+    ) -> Result<(), microcosm_engine::checkpoint::Corrupt> {
+        d.slice_into(&mut self.cur)
     }
 }
 

@@ -69,6 +69,8 @@ impl Plugin for Population {
         });
         b.insert_resource(GenerationStats::default());
         b.memory_unit("gene", (n * g) as u64);
+        b.checkpoint_resource::<Genomes>();
+        b.checkpoint_component::<Fitness>();
         b.spawn_batch((0..n).map(|_| Fitness(0.0)));
         Ok(())
     }
