@@ -132,10 +132,24 @@ fn run_writes_outputs_and_stable_summary_lines() {
     ] {
         assert!(stdout.lines().any(|l| l.starts_with(key)), "missing {key}");
     }
-    let names = ["metrics.csv", "summary.json", "memory.json"];
+    let names = [
+        "metrics.csv",
+        "summary.json",
+        "memory.json",
+        "scenario.toml",
+    ];
     for n in names {
         assert!(out.join(n).is_file(), "{n} missing");
     }
+    // scenario.toml is the scenario as run: the file with --steps and --seed applied.
+    let ran = std::fs::read_to_string(out.join("scenario.toml")).unwrap();
+    let ran: toml::Table = ran.parse().unwrap();
+    assert_eq!(ran["run"]["steps"].as_integer(), Some(6));
+    assert_eq!(ran["run"]["seed"].as_integer(), Some(3));
+    assert_eq!(
+        ran["plugins"]["brownian"]["particles"].as_integer(),
+        Some(100)
+    );
     let count = std::fs::read_dir(&out).unwrap().count();
     assert_eq!(count, names.len(), "no .part files left");
     let summary: serde_json::Value =
@@ -301,6 +315,13 @@ fn sigint_finishes_the_step_flushes_outputs_and_exits_130() {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT after step "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "checkpoint written, outputs flushed; continue with: microcosm resume {}",
+            out.display()
+        )),
+        "{err}"
+    );
     let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
     assert!(summary.contains("\"kind\": \"interrupted\""), "{summary}");
     // Flushed: every completed generation has its row (sample_every = 1).
@@ -313,4 +334,114 @@ fn sigint_finishes_the_step_flushes_outputs_and_exits_130() {
         "header + steps 0..={step}"
     );
     assert!(step < 100_000);
+    // The checkpoint is of the last completed step, and records the
+    // metrics.csv that is on disk.
+    let ckpts = microcosm::engine::checkpoint::list(&out);
+    assert_eq!(ckpts.len(), 1);
+    assert_eq!(ckpts[0].0, step);
+    let l = microcosm::engine::checkpoint::Loaded::read(&ckpts[0].1).unwrap();
+    let recorded = l
+        .header
+        .outputs
+        .iter()
+        .find(|o| o.0 == "metrics.csv")
+        .unwrap();
+    assert_eq!(recorded.1, csv.len() as u64);
+}
+
+/// Polls `dir` until a checkpoint of at least `step` exists.
+fn wait_for_checkpoint(dir: &Path, step: u64, child: &mut std::process::Child) {
+    let t0 = std::time::Instant::now();
+    loop {
+        if microcosm::engine::checkpoint::list(dir)
+            .first()
+            .is_some_and(|c| c.0 >= step)
+        {
+            return;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("the run ended ({s}) before a checkpoint of step {step}");
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_and_ends_as_an_uninterrupted_one() {
+    let d = tmp("sigkill");
+    let (straight, killed) = (d.join("straight"), d.join("killed"));
+    let args = [
+        "run",
+        "md/lj-small",
+        "--steps",
+        "3000",
+        "--set",
+        "run.sample_every=10",
+        "--set",
+        "plugins.dump.every=500",
+    ];
+    let o = bin()
+        .args(args)
+        .arg("--out")
+        .arg(&straight)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let mut child = bin()
+        .args(args)
+        .args(["--checkpoint-every", "40", "--threads", "1", "--out"])
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_checkpoint(&killed, 80, &mut child);
+    child.kill().unwrap(); // SIGKILL: no handler, no flush
+    assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
+    assert!(killed.join("metrics.csv.part").exists());
+    assert!(!killed.join("summary.json").exists());
+
+    let o = bin()
+        .args(["resume", "--threads", "2"])
+        .arg(&killed)
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("resuming md/lj-small from step "), "{err}");
+    assert!(stdout.contains("steps: 3000"), "{stdout}");
+    for f in ["metrics.csv", "traj.xyz"] {
+        let (a, b) = (
+            std::fs::read(straight.join(f)).unwrap(),
+            std::fs::read(killed.join(f)).unwrap(),
+        );
+        assert!(a == b, "{f} differs from the uninterrupted run's");
+    }
+    let hash = |dir: &Path| {
+        let s = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v["state_hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash(&straight), hash(&killed));
+}
+
+#[test]
+fn resume_without_a_usable_checkpoint_exits_2() {
+    let d = tmp("resume-nothing");
+    let o = bin().arg("resume").arg(&d).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("no checkpoint-*.mcp files"),
+        "{}",
+        text(&o).1
+    );
+    let o = bin().arg("resume").arg(d.join("missing")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("no such run directory"),
+        "{}",
+        text(&o).1
+    );
 }

@@ -9,8 +9,9 @@ use microcosm_engine::par;
 use microcosm_engine::prelude::*;
 use serde::Deserialize;
 
-/// A body's velocity (the toy component).
-#[derive(Component, Debug, Clone, Copy)]
+/// A body's velocity (the toy component; plain data, so checkpoints can copy it).
+#[derive(Component, Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
 pub struct Velocity(pub [f64; 3]);
 
 /// The `damping` plugin: its scenario table is `[plugins.damping]`.
@@ -67,6 +68,8 @@ impl Plugin for Damping {
             column,
         });
         let v0 = self.v0;
+        // The velocities carry over from step to step: checkpoints save them.
+        b.checkpoint_component::<Velocity>();
         b.spawn_batch((0..self.bodies).map(move |_| Velocity([v0, 0.0, 0.0])));
         b.add_systems(Phase::Evolve, damp);
         b.add_systems(Phase::Measure, mean_speed.run_if(sample_step));
