@@ -2,9 +2,11 @@
 //! [`main`] with the bundled plugins, and a binary that adds its own plugins
 //! (see `examples/`) calls it with a larger registry.
 //!
-//! Exit codes: 0 done; 2 bad input (scenario, key, value, budget estimate),
-//! nothing written; 4 stopped because live heap went over
-//! `run.memory_budget_mb` (outputs flushed); 1 any other failure (I/O).
+//! Exit codes: 0 done; 2 bad input (scenario, key, value, budget estimate,
+//! no usable checkpoint to resume), nothing written; 3 a blow-up (outputs
+//! flushed); 4 stopped because live heap went over `run.memory_budget_mb`
+//! (outputs flushed); 130 / 143 SIGINT / SIGTERM (step finished, checkpoint
+//! written, outputs flushed); 1 any other failure (I/O).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
