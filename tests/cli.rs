@@ -445,3 +445,56 @@ fn resume_without_a_usable_checkpoint_exits_2() {
         text(&o).1
     );
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_earlier_outputs_stay_intact() {
+    let d = tmp("disk-full");
+    let f = d.join("s.toml");
+    std::fs::write(&f, GOOD.replace("steps = 4", "steps = 2000")).unwrap();
+    let out = d.join("out");
+    let run = || {
+        bin()
+            .arg("run")
+            .arg(&f)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let before = std::fs::read(out.join("metrics.csv")).unwrap();
+    let summary = std::fs::read(out.join("summary.json")).unwrap();
+    // The second run's metrics go to a device that is always full.
+    std::os::unix::fs::symlink("/dev/full", out.join("metrics.csv.part")).unwrap();
+    let o = run();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("metrics.csv"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(std::fs::read(out.join("metrics.csv")).unwrap(), before);
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap(), summary);
+}
+
+#[test]
+fn an_output_directory_that_cannot_be_created_is_a_clear_error() {
+    let d = tmp("out-not-dir");
+    let file = d.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let f = d.join("s.toml");
+    std::fs::write(&f, GOOD).unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&f)
+        .arg("--out")
+        .arg(file.join("out"))
+        .output()
+        .unwrap();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&file.join("out").display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}

@@ -133,14 +133,24 @@ impl OutputFiles {
         self.error.as_deref()
     }
 
-    /// Flushes every file and renames it to its final name.
+    /// Flushes every file and renames it to its final name. Renames happen
+    /// only once every file is flushed and synced: on an error all stay
+    /// under their temporary names and an earlier run's files are left as
+    /// they were.
     pub fn finish(&mut self) -> io::Result<()> {
+        // Every file complete and on disk first; then the renames, so a
+        // failure leaves all of an earlier run's files as they were.
+        let mut done = Vec::with_capacity(self.files.len());
         for f in self.files.drain(..) {
             let OutFile { part, fin, w, .. } = f;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&part, &fin)?;
+            let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", fin.display()));
+            let file = w.into_inner().map_err(|e| named(e.into_error()))?;
+            file.sync_all().map_err(named)?;
+            done.push((part, fin));
+        }
+        for (part, fin) in done {
+            std::fs::rename(&part, &fin)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", fin.display())))?;
         }
         Ok(())
     }
