@@ -2,6 +2,7 @@
 //! and says where the bundled scenarios are.
 
 pub use microcosm_engine as engine;
+pub use microcosm_report as report;
 pub use microcosm_sims as sims;
 
 /// The bundled `assets/` directory: `$MICROCOSM_ASSETS` if set, else the one

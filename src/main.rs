@@ -11,6 +11,7 @@ fn main() {
         assets: microcosm::assets_dir(),
         default_scenario: "md/lj-liquid".into(),
         default_steps: None,
+        report: Some(|dir| microcosm_report::write(dir).map_err(|e| e.to_string())),
     };
     std::process::exit(cli::main(&microcosm_sims::registry(), &bundled));
 }

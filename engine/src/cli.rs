@@ -27,7 +27,13 @@ pub struct Bundled {
     pub default_scenario: String,
     /// Steps for the bare `microcosm` run (a short demo).
     pub default_steps: Option<u64>,
+    /// Makes `report.html` (and its plots) from a run directory, for
+    /// `microcosm report DIR` and `run --report`; returns the page's path.
+    pub report: Option<ReportFn>,
 }
+
+/// Writes a run directory's report; returns the page's path or a message.
+pub type ReportFn = fn(&Path) -> Result<PathBuf, String>;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,6 +52,11 @@ enum Cmd {
     List,
     /// Run a scenario (bundled name or path to a .toml).
     Run(RunArgs),
+    /// Plots and report.html from a run directory's output files.
+    Report {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
     /// Continue a run from its newest intact checkpoint, appending to its outputs.
     Resume(ResumeArgs),
     /// Predict memory from the scenario alone; nothing runs.
@@ -80,6 +91,9 @@ struct RunArgs {
     /// Write a checkpoint every N steps (the two newest are kept).
     #[arg(long, value_name = "N", default_value_t = 0)]
     checkpoint_every: u64,
+    /// Write report.html and plots into the output directory at the end.
+    #[arg(long)]
+    report: bool,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -92,6 +106,9 @@ struct ResumeArgs {
     /// Checkpoint every N steps (default: as the interrupted run did).
     #[arg(long, value_name = "N", default_value_t = 0)]
     checkpoint_every: u64,
+    /// Write report.html and plots at the end.
+    #[arg(long)]
+    report: bool,
 }
 
 /// Runs the CLI on `std::env::args`; returns the process exit code.
@@ -109,7 +126,8 @@ pub fn main(registry: &Registry, bundled: &Bundled) -> i32 {
         }
         Some(Cmd::List) => list(registry, bundled, &mut out),
         Some(Cmd::Run(args)) => run(registry, bundled, args, &mut out),
-        Some(Cmd::Resume(args)) => resume(registry, args, &mut out),
+        Some(Cmd::Resume(args)) => resume(registry, bundled, args, &mut out),
+        Some(Cmd::Report { dir }) => report(bundled, &dir, &mut out),
         Some(Cmd::Estimate { scenario, set }) => {
             estimate(registry, bundled, &scenario, &set, &mut out)
         }
@@ -253,9 +271,38 @@ fn run(registry: &Registry, bundled: &Bundled, args: RunArgs, out: &mut impl Wri
         out: Some(dir.clone()),
         checkpoint_every: args.checkpoint_every,
     };
-    match Sim::new(scenario, registry, opts) {
+    let code = match Sim::new(scenario, registry, opts) {
         Ok(sim) => drive(sim, &dir, out),
-        Err(e) => fail_start(e),
+        Err(e) => return fail_start(e),
+    };
+    if args.report && code != 1 {
+        let r = report(bundled, &dir, out);
+        if code == 0 {
+            return r;
+        }
+    }
+    code
+}
+
+fn report(bundled: &Bundled, dir: &Path, out: &mut impl Write) -> i32 {
+    let Some(make) = bundled.report else {
+        return fail("this binary has no report writer", 1);
+    };
+    if !dir.join("summary.json").is_file() {
+        return fail(
+            format!(
+                "{}: not a finished run directory (no summary.json)",
+                dir.display()
+            ),
+            2,
+        );
+    }
+    match make(dir) {
+        Ok(page) => {
+            let _ = writeln!(out, "report: {}", page.display());
+            0
+        }
+        Err(e) => fail(e, 1),
     }
 }
 
@@ -270,7 +317,7 @@ fn fail_start(e: SimError) -> i32 {
     }
 }
 
-fn resume(registry: &Registry, args: ResumeArgs, out: &mut impl Write) -> i32 {
+fn resume(registry: &Registry, bundled: &Bundled, args: ResumeArgs, out: &mut impl Write) -> i32 {
     if !args.dir.is_dir() {
         return fail(format!("{}: no such run directory", args.dir.display()), 2);
     }
@@ -289,7 +336,11 @@ fn resume(registry: &Registry, args: ResumeArgs, out: &mut impl Write) -> i32 {
                 sim.scenario().name,
                 sim.resumed_from().unwrap_or(0)
             );
-            drive(sim, &args.dir, out)
+            let code = drive(sim, &args.dir, out);
+            if args.report && code == 0 {
+                return report(bundled, &args.dir, out);
+            }
+            code
         }
         Err(e) => fail_start(e),
     }

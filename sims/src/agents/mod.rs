@@ -30,6 +30,8 @@ pub mod replay;
 pub mod sparse;
 pub mod world;
 
+use std::io::Write;
+
 use microcosm_engine::par;
 use microcosm_engine::prelude::*;
 use microcosm_engine::simd::Simd;
@@ -430,6 +432,9 @@ impl Agents {
         };
         b.insert_resource(cols);
         b.add_systems(Phase::Measure, agent_metrics.run_if(sample_step));
+        let file = b.output_file("occupancy.csv")?;
+        b.insert_resource(OccupancyFile(file));
+        b.add_systems(Phase::Output, write_occupancy);
         b.memory_unit("agent", n as u64);
         b.spawn_batch(starts.into_iter().map(|pos| Agent {
             pos,
@@ -656,6 +661,41 @@ fn environment(
             }
         });
     }
+}
+
+/// occupancy.csv, written at the last step.
+#[derive(Resource, Debug, Clone, Copy)]
+struct OccupancyFile(Option<FileId>);
+
+/// At the last step: `x,y,agents` for every free cell (row-major, y down as
+/// in the map), for occupancy maps.
+fn write_occupancy(
+    q: Query<&Agent>,
+    model: Res<Model>,
+    clock: Res<Clock>,
+    file: Res<OccupancyFile>,
+    scratch: Res<ScratchArenas>,
+    mut files: ResMut<OutputFiles>,
+) {
+    let Some(id) = file.0 else { return };
+    if clock.step != clock.last_step {
+        return;
+    }
+    scratch.with(|bump| {
+        let count = bump.alloc_slice_fill_copy(model.states, 0u32);
+        for a in q.iter() {
+            count[a.pos as usize] += 1;
+        }
+        let w = model.width;
+        files.write(id, |out| {
+            writeln!(out, "x,y,agents")?;
+            for (s, &c) in count.iter().enumerate() {
+                let cell = model.cell_of[s];
+                writeln!(out, "{},{},{c}", cell % w, cell / w)?;
+            }
+            Ok(())
+        });
+    });
 }
 
 fn agent_metrics(

@@ -15,6 +15,7 @@
 //! | `nose_hoover` | `fix nvt` (chain length 1) | begin, evolve |
 //! | `thermo` | `thermo_style custom step time temp pe ke etotal press` | measure |
 //! | `dump` | `dump xyz` (extended XYZ) | output |
+//! | `rdf` | `compute rdf` + `fix ave/time` (g(r) to rdf.csv) | measure, output |
 //!
 //! The step: `begin` does the first half-kick and the drift (skipped in the
 //! setup pass), `spatial` rebuilds the neighbour list when needed, `interact`
@@ -29,6 +30,7 @@
 pub mod atoms;
 pub mod integrate;
 pub mod lj;
+pub mod rdf;
 pub mod thermo;
 
 use bevy_ecs::prelude::*;
@@ -76,4 +78,5 @@ pub fn register(r: &mut microcosm_engine::Registry) {
     r.register::<integrate::NoseHoover>();
     r.register::<thermo::Thermo>();
     r.register::<thermo::Dump>();
+    r.register::<rdf::Rdf>();
 }
