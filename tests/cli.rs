@@ -498,3 +498,18 @@ fn an_output_directory_that_cannot_be_created_is_a_clear_error() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
 }
+
+#[test]
+fn report_writes_the_page_and_refuses_a_directory_that_is_not_a_run() {
+    let (o, err, out) = run_file("report", "s.toml", GOOD, &["--report"]);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        text(&o).0.contains(&format!("report: {}", out.join("report.html").display())),
+        "{}",
+        text(&o).0
+    );
+    assert!(out.join("plots/memory_breakdown.png").is_file());
+    let o = bin().arg("report").arg(tmp("report-empty")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("not a finished run directory"), "{}", text(&o).1);
+}
