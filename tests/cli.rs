@@ -504,12 +504,22 @@ fn report_writes_the_page_and_refuses_a_directory_that_is_not_a_run() {
     let (o, err, out) = run_file("report", "s.toml", GOOD, &["--report"]);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        text(&o).0.contains(&format!("report: {}", out.join("report.html").display())),
+        text(&o)
+            .0
+            .contains(&format!("report: {}", out.join("report.html").display())),
         "{}",
         text(&o).0
     );
     assert!(out.join("plots/memory_breakdown.png").is_file());
-    let o = bin().arg("report").arg(tmp("report-empty")).output().unwrap();
+    let o = bin()
+        .arg("report")
+        .arg(tmp("report-empty"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("not a finished run directory"), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("not a finished run directory"),
+        "{}",
+        text(&o).1
+    );
 }

@@ -114,9 +114,9 @@ fn genes_plots_with_the_expression_heatmap() {
     let mut expected = vec![
         "fitness",
         "expression_variance",
-        "metric_var_fitness",
-        "metric_mean_expression",
-        "metric_mutations",
+        "fitness_variance",
+        "mean_expression",
+        "mutations",
         "genes_heatmap",
     ];
     expected.extend(MEMORY);
@@ -126,13 +126,7 @@ fn genes_plots_with_the_expression_heatmap() {
 #[test]
 fn agents_plots_with_the_occupancy_map() {
     let dir = run("agents/gridworld", &["run.steps=20"], "agents");
-    let mut expected = vec![
-        "at_goal",
-        "entropy",
-        "blocked",
-        "metric_mean_energy",
-        "occupancy",
-    ];
+    let mut expected = vec!["at_goal", "entropy", "blocked", "resources", "occupancy"];
     expected.extend(MEMORY);
     check_plots(&dir, &expected);
     // The occupancy map counts every agent once.
@@ -164,5 +158,5 @@ fn a_run_of_an_older_version_still_gets_a_report() {
         m.as_object_mut().unwrap().remove(k);
     }
     std::fs::write(&p, serde_json::to_string(&m).unwrap()).unwrap();
-    check_plots(&dir, &["metric_msd", "memory_breakdown"]);
+    check_plots(&dir, &["msd", "memory_breakdown"]);
 }

@@ -227,6 +227,31 @@ const GROUPS: &[(&str, &str, &[&str], &str)] = &[
         &["moves_blocked"],
         "moves blocked per step",
     ),
+    (
+        "fitness_variance",
+        "Fitness variance",
+        &["var_fitness"],
+        "variance of fitness",
+    ),
+    (
+        "mean_expression",
+        "Mean expression",
+        &["mean_expression"],
+        "expression level",
+    ),
+    (
+        "mutations",
+        "Mutations",
+        &["mutations"],
+        "mutations per generation",
+    ),
+    (
+        "resources",
+        "Resources eaten",
+        &["mean_energy"],
+        "resources eaten per agent",
+    ),
+    ("msd", "Mean-square displacement", &["msd"], "MSD (length²)"),
 ];
 
 fn metric_plots(m: &Table) -> Vec<Plot> {
@@ -573,4 +598,48 @@ fn page(run: &Run, plots: &[Plot]) -> String {
     }
     h.push_str("</div>\n</body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_columns_are_grouped_and_others_get_a_plot_each() {
+        let t = Table::parse(
+            "step,time,temp,pe,ke,etotal,speed\n0,0,3,-6,4,-2,1\n10,0.05,2,-5,3,-2,nan\n",
+        )
+        .unwrap();
+        assert!(t.column("speed").unwrap()[1].is_nan());
+        let names: Vec<String> = metric_plots(&t).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["temperature", "energy", "metric_speed"]);
+        let p = &metric_plots(&t)[1];
+        assert_eq!(p.x_label, "time (τ)");
+        let Kind::Lines { x, series } = &p.kind else {
+            panic!("energy is a line plot")
+        };
+        assert_eq!(x, &[0.0, 0.05]);
+        assert_eq!(
+            series.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["pe", "ke", "etotal"]
+        );
+    }
+
+    #[test]
+    fn small_memory_parts_fold_into_other() {
+        let m: Value = serde_json::from_str(
+            r#"{"entities": 10, "components": [{"name": "A", "capacity_bytes": 1000}],
+                "entity_bookkeeping": {"bytes": 500}, "resources": [{"name": "tiny", "bytes": 5}],
+                "scratch": {"high_water_bytes": 0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            memory_parts(&m),
+            vec![
+                ("component A".to_string(), 100.0),
+                ("entity bookkeeping".to_string(), 50.0),
+                ("other".to_string(), 0.5)
+            ]
+        );
+    }
 }
