@@ -1,6 +1,6 @@
 //! Reports: every plot renders from small real runs of each bundled sim as a
 //! valid PNG and SVG of the documented size; report.html links them all; the
-//! g(r) of the `md/lj-small` liquid has its first peak near 1.1 σ and tends
+//! g(r) of the `md/lj-liquid` liquid has its first peak near 1.1 σ and tends
 //! to 1; a run directory of an older version (fewer memory.json fields)
 //! still gets a report.
 
@@ -63,9 +63,16 @@ const MEMORY: [&str; 3] = ["memory_breakdown", "memory_vs_step", "phase_seconds"
 
 #[test]
 fn md_plots_and_the_rdf_of_a_lennard_jones_liquid() {
+    // md/lj-liquid (LAMMPS in.lj: fcc ρ* = 0.8442 melted at T = 3.0) with
+    // the rdf plugin added; samples from step 100, after the lattice melts.
     let dir = run(
-        "md/lj-small",
-        &["run.steps=600", "run.sample_every=50"],
+        "md/lj-liquid",
+        &[
+            "run.steps=300",
+            "run.sample_every=25",
+            "plugins.rdf.cutoff=4.0",
+            "plugins.rdf.every=100",
+        ],
         "md",
     );
     let mut expected = vec!["temperature", "energy", "pressure", "rdf"];
