@@ -345,44 +345,47 @@ fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-/// The parts of the attributable bytes, per entity: components, entity
-/// bookkeeping, resources, scratch (parts under 1% of the total folded
-/// into "other").
-pub fn memory_parts(m: &Value) -> Vec<(String, f64)> {
-    let n = num(&m["entities"]).max(1.0);
-    let mut parts: Vec<(String, f64)> = Vec::new();
+/// The attributable bytes of memory.json, by part: each component (its
+/// capacity), entity bookkeeping, each resource, scratch high water.
+pub fn memory_rows(m: &Value) -> Vec<(String, f64)> {
+    let name = |v: &Value| v["name"].as_str().unwrap_or("?").to_string();
+    let mut rows: Vec<(String, f64)> = Vec::new();
     for c in m["components"].as_array().into_iter().flatten() {
-        let b = c["capacity_bytes"]
-            .as_f64()
-            .or(c["bytes"].as_f64())
-            .unwrap_or(0.0);
-        parts.push((
-            format!("component {}", c["name"].as_str().unwrap_or("?")),
-            b / n,
-        ));
+        let b = c["capacity_bytes"].as_f64().or(c["bytes"].as_f64());
+        rows.push((format!("component {}", name(c)), b.unwrap_or(0.0)));
     }
-    parts.push((
+    rows.push((
         "entity bookkeeping".into(),
-        num(&m["entity_bookkeeping"]["bytes"]).max(0.0) / n,
+        num(&m["entity_bookkeeping"]["bytes"]),
     ));
     for r in m["resources"].as_array().into_iter().flatten() {
-        parts.push((
-            format!("resource {}", r["name"].as_str().unwrap_or("?")),
-            num(&r["bytes"]) / n,
-        ));
+        rows.push((format!("resource {}", name(r)), num(&r["bytes"])));
     }
-    parts.push((
-        "scratch".into(),
-        num(&m["scratch"]["high_water_bytes"]).max(0.0) / n,
-    ));
-    parts.retain(|p| p.1.is_finite() && p.1 > 0.0);
+    rows.push(("scratch".into(), num(&m["scratch"]["high_water_bytes"])));
+    rows.retain(|r| r.1.is_finite());
+    rows
+}
+
+/// [`memory_rows`] per entity, without empty parts, parts under 1% of the
+/// total folded into "other".
+pub fn memory_parts(m: &Value) -> Vec<(String, f64)> {
+    let n = num(&m["entities"]).max(1.0);
+    let mut parts: Vec<(String, f64)> = memory_rows(m)
+        .into_iter()
+        .map(|(k, b)| (k, b / n))
+        .filter(|p| p.1 > 0.0)
+        .collect();
     let total: f64 = parts.iter().map(|p| p.1).sum();
-    let (mut big, small): (Vec<_>, Vec<_>) = parts.into_iter().partition(|p| p.1 >= 0.01 * total);
-    let other: f64 = small.iter().map(|p| p.1).sum();
-    if other > 0.0 {
-        big.push(("other".into(), other));
+    let small: f64 = parts
+        .iter()
+        .filter(|p| p.1 < 0.01 * total)
+        .map(|p| p.1)
+        .sum();
+    parts.retain(|p| p.1 >= 0.01 * total);
+    if small > 0.0 {
+        parts.push(("other".into(), small));
     }
-    big
+    parts
 }
 
 fn memory_plots(m: &Value) -> Vec<Plot> {
@@ -532,32 +535,7 @@ fn page(run: &Run, plots: &[Plot]) -> String {
     }
     h.push_str("</table></div>\n<div><h2>Memory</h2><table>\n<tr><th>what</th><th>bytes</th><th>B/entity</th></tr>\n");
     let n = num(&m["entities"]).max(1.0);
-    let mut mem_rows: Vec<(String, f64)> = Vec::new();
-    for c in m["components"].as_array().into_iter().flatten() {
-        let b = c["capacity_bytes"]
-            .as_f64()
-            .or(c["bytes"].as_f64())
-            .unwrap_or(0.0);
-        mem_rows.push((
-            format!("component {}", c["name"].as_str().unwrap_or("?")),
-            b,
-        ));
-    }
-    mem_rows.push((
-        "entity bookkeeping".into(),
-        num(&m["entity_bookkeeping"]["bytes"]),
-    ));
-    for r in m["resources"].as_array().into_iter().flatten() {
-        mem_rows.push((
-            format!("resource {}", r["name"].as_str().unwrap_or("?")),
-            num(&r["bytes"]),
-        ));
-    }
-    mem_rows.push((
-        "scratch high water".into(),
-        num(&m["scratch"]["high_water_bytes"]),
-    ));
-    for (k, b) in mem_rows.iter().filter(|r| r.1.is_finite()) {
+    for (k, b) in &memory_rows(m) {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=\"n\">{:.0}</td><td class=\"n\">{:.1}</td></tr>",

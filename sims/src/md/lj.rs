@@ -540,11 +540,7 @@ pub struct LjEnergy {
 
 impl Plugin for Lj {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let bx = b
-            .world()
-            .get_resource::<SimBox>()
-            .map(|s| s.0)
-            .ok_or_else(|| b.error("needs the `atoms` plugin before it"))?;
+        let bx = SimBox::of(b)?;
         let names = b.world().resource::<Species>().names.clone();
         let table = LjTable::new(self, &names).map_err(|(k, r)| b.key_error(&k, r))?;
         let r_list = table.max_cut + self.skin;

@@ -64,6 +64,18 @@ pub struct Species {
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct SimBox(pub microcosm_engine::neighbor::PeriodicBox);
 
+impl SimBox {
+    /// The box, for a plugin that needs the `atoms` plugin before it.
+    pub fn of(
+        b: &microcosm_engine::Builder,
+    ) -> Result<microcosm_engine::neighbor::PeriodicBox, microcosm_engine::BuildError> {
+        b.world()
+            .get_resource::<SimBox>()
+            .map(|s| s.0)
+            .ok_or_else(|| b.error("needs the `atoms` plugin before it"))
+    }
+}
+
 /// The time step (a resource, from the integrator).
 #[derive(Resource, Debug, Clone, Copy)]
 pub struct TimeStep(pub f64);

@@ -120,11 +120,7 @@ impl State for RdfState {
 
 impl Plugin for Rdf {
     fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
-        let bx = b
-            .world()
-            .get_resource::<SimBox>()
-            .map(|s| s.0)
-            .ok_or_else(|| b.error("needs the `atoms` plugin before it"))?;
+        let bx = SimBox::of(b)?;
         if 2.0 * self.cutoff > bx.min_len() {
             return Err(b.key_error(
                 "cutoff",
