@@ -347,9 +347,9 @@ impl ClusterPairList {
         let (ncx, ncy) = (self.ncol[0] as i64, self.ncol[1] as i64);
         let cl = self.col_len;
         self.starts.clear();
-        // Entries fluctuate from build to build: keep 15% headroom so later
+        // Entries fluctuate from build to build: keep headroom so later
         // builds reuse the buffer (it grows only in the first builds).
-        let want = self.entries.len() + self.entries.len() / 7;
+        let want = self.entries.len() + self.entries.len() / HEADROOM;
         reserve_total(&mut self.entries, want);
         self.entries.clear();
         reserve_total(
@@ -469,9 +469,9 @@ impl ClusterPairList {
         self.window = window;
         self.starts.push(self.entries.len() as u32);
         self.bbox_checks += checks;
-        // Keep 15% headroom; give back a capacity far above it (the first
+        // Keep the headroom; give back a capacity far above it (the first
         // build grows by doubling).
-        let want = self.entries.len() + self.entries.len() / 7;
+        let want = self.entries.len() + self.entries.len() / HEADROOM;
         if self.entries.capacity() > want + want / 4 {
             self.entries.shrink_to(want);
         }
@@ -830,6 +830,12 @@ impl Footprint for ClusterPairList {
             + self.near.heap_bytes()
     }
 }
+
+/// Spare list capacity kept after a build, as a fraction 1/HEADROOM of its
+/// entries (6.25%). In a liquid the entry count of successive builds varies
+/// by well under 1% once the start-up transient (a lattice melting) is over;
+/// 15% cost 7 B/atom at ρ* = 0.8442 for nothing.
+const HEADROOM: usize = 16;
 
 /// Makes `v` able to hold `total` elements, allocating exactly that (not a
 /// doubled capacity) when it cannot already.
