@@ -325,3 +325,20 @@ fn only_the_two_newest_checkpoints_are_kept() {
         "no temporary file left behind"
     );
 }
+
+#[test]
+fn a_fresh_run_in_the_same_directory_drops_the_earlier_runs_checkpoints() {
+    let d = common::temp_dir("ckpt-rerun");
+    let set = ["plugins.population.individuals=20", "run.steps=20"];
+    finish(start("genes/phase2", &set, 1, &d, 10));
+    assert_eq!(checkpoint::list(&d).len(), 2);
+    let set = ["plugins.population.individuals=20", "run.steps=8"];
+    crash_after(start("genes/phase2", &set, 1, &d, 4), 6);
+    assert_eq!(
+        checkpoint::list(&d).iter().map(|c| c.0).collect::<Vec<_>>(),
+        vec![4]
+    );
+    let sim = resume(&d, 1).unwrap();
+    assert_eq!(sim.resumed_from(), Some(4));
+    assert_eq!(finish(sim).summary.steps, 8);
+}

@@ -352,6 +352,12 @@ impl Sim {
         if let Some(l) = resume {
             sim.restore(l)?;
         } else if let Some(dir) = &sim.out {
+            // A fresh run replaces an earlier run's outputs in this directory:
+            // its checkpoints go too, so `resume` never picks them up.
+            for (_, old) in checkpoint::list(dir) {
+                std::fs::remove_file(&old)
+                    .map_err(|e| SimError::Io(format!("{}: {e}", old.display())))?;
+            }
             output::write_atomic(dir, "scenario.toml", sim.text.as_bytes())
                 .map_err(|e| SimError::Io(format!("{}: {e}", dir.display())))?;
         }
