@@ -8,12 +8,11 @@
 //! to every one) — and bytes per agent of a built sim (`LiveBytes`, cold;
 //! B/elem = bytes per agent).
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
-use microcosm::engine::bench::LiveBytes;
+use microcosm::engine::bench::{LiveBytes, time_steps};
 use microcosm::engine::{RunOptions, Scenario, Sim};
 
 #[global_allocator]
@@ -54,17 +53,7 @@ fn steps(c: &mut Criterion) {
                 }
                 g.throughput(Throughput::Elements(n));
                 let id = BenchmarkId::new(format!("{beliefs}/{threads}t"), n);
-                g.bench_function(id, |b| {
-                    b.iter_custom(|iters| {
-                        sim.in_pool(|s| {
-                            let t = Instant::now();
-                            for _ in 0..iters {
-                                black_box(s.step());
-                            }
-                            t.elapsed()
-                        })
-                    })
-                });
+                g.bench_function(id, |b| b.iter_custom(|iters| time_steps(&mut sim, iters)));
             }
         }
     }

@@ -5,12 +5,11 @@
 //! generation per iteration — and bytes per gene of a built population
 //! (`LiveBytes`, cold; B/elem = bytes per gene).
 
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
-use microcosm::engine::bench::LiveBytes;
+use microcosm::engine::bench::{LiveBytes, time_steps};
 use microcosm::engine::{RunOptions, Scenario, Sim};
 
 #[global_allocator]
@@ -54,7 +53,7 @@ fn generations(c: &mut Criterion) {
                 format!("{}/{threads}t", name.trim_start_matches("genes/")),
                 genes,
             );
-            g.bench_function(id, |b| b.iter(|| black_box(sim.step())));
+            g.bench_function(id, |b| b.iter_custom(|iters| time_steps(&mut sim, iters)));
         }
     }
     g.finish();

@@ -8,13 +8,12 @@
 //!
 //! The same-sitting LAMMPS figures come from `benches/lammps/run.sh`.
 
-use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
-use microcosm::engine::bench::LiveBytes;
+use microcosm::engine::bench::{LiveBytes, time_steps};
 use microcosm::engine::{RunOptions, Scenario, Sim};
 
 #[global_allocator]
@@ -57,7 +56,7 @@ fn step_throughput(c: &mut Criterion) {
             }
             g.throughput(Throughput::Elements(n));
             g.bench_function(BenchmarkId::new(format!("{threads}t"), n), |b| {
-                b.iter(|| black_box(sim.step()))
+                b.iter_custom(|iters| time_steps(&mut sim, iters))
             });
         }
     }

@@ -117,3 +117,17 @@ impl ValueFormatter for BytesFormatter {
         "B"
     }
 }
+
+/// Times `iters` steps of `sim` run on one worker of its pool, as
+/// `microcosm run` runs them ([`crate::Sim::run`]): stepping from outside
+/// the pool would add a thread hand-off to every step, which is most of a
+/// step for small worlds. For criterion's `iter_custom`.
+pub fn time_steps(sim: &mut crate::Sim, iters: u64) -> std::time::Duration {
+    sim.in_pool(|s| {
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(s.step());
+        }
+        t.elapsed()
+    })
+}
