@@ -185,6 +185,10 @@ pub struct Builder<'a> {
     pub(crate) spawns: &'a mut Vec<DeferredSpawn>,
 }
 
+/// The largest [`Builder::min_warmup`] asked for (a resource).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub(crate) struct MinWarmup(pub u64);
+
 /// A spawn queued by [`Builder::spawn_batch`].
 pub(crate) type DeferredSpawn = Box<dyn FnOnce(&mut World) + Send>;
 
@@ -257,6 +261,15 @@ impl Builder<'_> {
         self.world
             .resource_mut::<crate::checkpoint::Registered>()
             .resource::<R>();
+    }
+
+    /// Keeps the first `steps` steps out of the steady-state accounting
+    /// (allocations, leak slope), on top of `run.warmup_steps`: for a system
+    /// that first runs, and sizes its buffers or scratch, only at step
+    /// `steps` (a measurement every `steps` steps, say).
+    pub fn min_warmup(&mut self, steps: u64) {
+        let mut w = self.world.get_resource_or_init::<MinWarmup>();
+        w.0 = w.0.max(steps);
     }
 
     /// Declares a unit the memory report also divides attributable bytes by:

@@ -362,7 +362,12 @@ impl Sim {
                 .map_err(|e| SimError::Io(format!("{}: {e}", dir.display())))?;
         }
         let start = sim.clock().step;
-        sim.steady_from = start + sim.scenario.run.warmup().min(steps.saturating_sub(start));
+        let warmup = sim.scenario.run.warmup().max(
+            sim.world
+                .get_resource::<crate::plugin::MinWarmup>()
+                .map_or(0, |w| w.0),
+        );
+        sim.steady_from = start + warmup.min(steps.saturating_sub(start));
         sim.warm_scratch();
         sim.setup_bytes = alloc::stats()
             .live_bytes

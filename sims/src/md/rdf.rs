@@ -140,6 +140,8 @@ impl Plugin for Rdf {
             file,
         });
         b.checkpoint_resource::<RdfState>();
+        // The first sample (step `every`) sizes the scratch it needs.
+        b.min_warmup(self.every);
         b.add_systems(Phase::Measure, sample.run_if(stepping));
         b.add_systems(Phase::Output, write);
         Ok(())
@@ -147,6 +149,8 @@ impl Plugin for Rdf {
 
     fn estimate(&self, _s: &Scenario, e: &mut Estimate) {
         e.bytes("rdf histogram", self.bins as u64 * 8);
+        // Scratch of a sample: wrapped positions, cell and order per atom.
+        e.bytes("rdf cell list (scratch, 32 B/atom)", e.entities * 32);
     }
 
     fn requires(&self) -> &'static [&'static str] {
@@ -210,11 +214,11 @@ pub fn histogram(
             let c: [usize; 3] = std::array::from_fn(|d| {
                 ((wrapped[i][d] / bx.len[d] * nc[d] as f64) as usize).min(nc[d] - 1)
             });
-            (c[0] * nc[1] + c[1]) * nc[2] + c[2]
+            ((c[0] * nc[1] + c[1]) * nc[2] + c[2]) as u32
         });
         let start = bump.alloc_slice_fill_copy(cells + 1, 0u32);
         for &c in cell_of.iter() {
-            start[c + 1] += 1;
+            start[c as usize + 1] += 1;
         }
         for c in 0..cells {
             start[c + 1] += start[c];
@@ -222,6 +226,7 @@ pub fn histogram(
         let fill = bump.alloc_slice_copy(&start[..cells]);
         let order = bump.alloc_slice_fill_copy(n, 0u32);
         for (i, &c) in cell_of.iter().enumerate() {
+            let c = c as usize;
             order[fill[c] as usize] = i as u32;
             fill[c] += 1;
         }
