@@ -28,11 +28,31 @@ impl Simd {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Simd::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 return Simd::Avx2;
             }
         }
         Simd::Baseline
+    }
+
+    /// Every variant this CPU can run, baseline first (for tests that
+    /// check the variants agree bit for bit).
+    pub fn available() -> Vec<Simd> {
+        let mut v = vec![Simd::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Simd::Avx512);
+            }
+        }
+        v
     }
 
     /// Runs `job` with this variant's instructions.
@@ -43,11 +63,11 @@ impl Simd {
     pub fn run<J: Job>(self, job: J) -> J::Out {
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Simd::Avx512` is only produced by `detect` after
-            // `is_x86_feature_detected!("avx512f")` (or by tests that check it).
+            // SAFETY: `Simd::Avx512` is only produced by `detect` and
+            // `available` after `is_x86_feature_detected!("avx512f")`.
             Simd::Avx512 => unsafe { run_avx512(job) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above, for "avx2".
+            // SAFETY: as above, for "avx2" and "fma".
             Simd::Avx2 => unsafe { run_avx2(job) },
             _ => job.run(),
         }
@@ -65,7 +85,7 @@ pub trait Job {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn run_avx2<J: Job>(job: J) -> J::Out {
     job.run()
 }

@@ -314,7 +314,7 @@ pub fn update<F: Float, const L: usize>(
             for (s, qs) in q.iter().enumerate() {
                 let to = &mut prior[m.succ[s][u] as usize];
                 let (cur, x) = (*to, *qs);
-                *to = std::array::from_fn(|l| cur[l] + mask[l] * x[l]);
+                *to = std::array::from_fn(|l| mask[l].mul_add(x[l], cur[l]));
             }
         }
     } else {
@@ -349,7 +349,7 @@ pub fn update<F: Float, const L: usize>(
     if entropy {
         for qs in q.iter() {
             for l in 0..L {
-                ent[l] = ent[l] - qs[l] * qs[l].max(eps).ln();
+                ent[l] = (F::ZERO - qs[l]).mul_add(qs[l].max(eps).ln(), ent[l]);
             }
         }
     }
@@ -380,9 +380,15 @@ pub fn update<F: Float, const L: usize>(
             );
             let g = t.g[o][u];
             for l in 0..L {
-                let qo = w[0] * x0[l] + w[1] * x1[l] + w[2] * x2[l] + w[3] * x3[l] + w[4] * x4[l];
-                h[l] = h[l] + qo * qo.max(eps).ln();
-                d[l] = d[l] + qs_o[l] * g;
+                let qo = w[4].mul_add(
+                    x4[l],
+                    w[3].mul_add(
+                        x3[l],
+                        w[2].mul_add(x2[l], w[1].mul_add(x1[l], w[0] * x0[l])),
+                    ),
+                );
+                h[l] = qo.mul_add(qo.max(eps).ln(), h[l]);
+                d[l] = qs_o[l].mul_add(g, d[l]);
             }
         }
         for l in 0..L {
@@ -390,4 +396,94 @@ pub fn update<F: Float, const L: usize>(
         }
     }
     (neg, ent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::world::{Map, Model};
+    use microcosm_engine::simd::{Job, Simd};
+
+    struct Update<'a, F: Float, const L: usize> {
+        t: &'a DenseTables<F>,
+        m: &'a Model,
+        q: Vec<[F; L]>,
+        prev: [u8; L],
+        obs: [u32; L],
+    }
+
+    type Out<F, const L: usize> = (Vec<[F; L]>, [[F; L]; ACTIONS], [F; L]);
+
+    impl<F: Float, const L: usize> Job for Update<'_, F, L> {
+        type Out = Out<F, L>;
+        #[inline(always)]
+        fn run(mut self) -> Self::Out {
+            let mut work = vec![[F::ZERO; L]; 2 * self.t.states];
+            let (neg, ent) = update::<F, L>(
+                self.t,
+                self.m,
+                &mut self.q,
+                &mut work,
+                &self.prev,
+                &self.obs,
+                true,
+            );
+            (self.q, neg, ent)
+        }
+    }
+
+    /// The kernel compiled for each instruction set (fused multiply-adds in
+    /// hardware, or in software on the baseline) gives the same bits.
+    fn variants_agree<F: Float, const L: usize>() {
+        let map = Map::parse("......\n.#..#.\n..G...\n.#....\n").unwrap();
+        let m = Model::new(&map, &[], 0.85, 3.0).unwrap();
+        let t = DenseTables::<F>::new(&m);
+        let s_n = m.states;
+        // Some agents sure, some unsure, some uniform.
+        let q: Vec<[F; L]> = (0..s_n)
+            .map(|s| {
+                std::array::from_fn(|l| {
+                    let w = ((s * 7 + l * 13) % 11) as f64 + if s == l % s_n { 40.0 } else { 0.1 };
+                    F::from_f64(if l % 5 == 0 {
+                        1.0 / s_n as f64
+                    } else {
+                        w / (60.0 * s_n as f64)
+                    })
+                })
+            })
+            .collect();
+        let prev = std::array::from_fn(|l| (l % ACTIONS) as u8);
+        let obs = std::array::from_fn(|l| ((l * 3) % s_n) as u32);
+        let runs: Vec<Out<F, L>> = Simd::available()
+            .into_iter()
+            .map(|simd| {
+                simd.run(Update {
+                    t: &t,
+                    m: &m,
+                    q: q.clone(),
+                    prev,
+                    obs,
+                })
+            })
+            .collect();
+        let bits = |o: &Out<F, L>| -> Vec<f64> {
+            o.0.iter()
+                .flatten()
+                .chain(o.1.iter().flatten())
+                .chain(o.2.iter())
+                .map(|x| x.to_f64())
+                .collect()
+        };
+        for r in &runs[1..] {
+            let (a, b) = (bits(&runs[0]), bits(r));
+            assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+        assert!(bits(&runs[0]).iter().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn simd_variants_are_bitwise_identical() {
+        variants_agree::<f32, 64>();
+        variants_agree::<f64, 32>();
+    }
 }

@@ -43,6 +43,9 @@ pub trait Float:
     fn ln(self) -> Self;
     /// eˣ (0 below the type's range).
     fn exp(self) -> Self;
+    /// `self · a + b` with one rounding (a fused multiply-add: one
+    /// instruction where the CPU has FMA, the same bits everywhere).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// The larger of two numbers; a NaN `self` stays NaN (as numpy's and
     /// JAX's `clip`), so a corrupted belief is not silently floored back to
     /// a valid one. One `max` instruction.
@@ -72,6 +75,10 @@ impl Float for f64 {
     fn exp(self) -> f64 {
         f64::exp(self)
     }
+    #[inline(always)]
+    fn mul_add(self, a: f64, b: f64) -> f64 {
+        f64::mul_add(self, a, b)
+    }
 }
 
 impl Float for f32 {
@@ -94,6 +101,10 @@ impl Float for f32 {
     fn exp(self) -> f32 {
         exp_f32(self)
     }
+    #[inline(always)]
+    fn mul_add(self, a: f32, b: f32) -> f32 {
+        f32::mul_add(self, a, b)
+    }
 }
 
 /// ln x for positive normal f32 (branch-free, ≤ 2 ulp).
@@ -110,11 +121,11 @@ pub fn ln_f32(x: f32) -> f32 {
     let s = (m - 1.0) / (m + 1.0);
     let z = s * s;
     let mut p = 1.0 / 9.0_f32;
-    p = p * z + 1.0 / 7.0;
-    p = p * z + 0.2;
-    p = p * z + 1.0 / 3.0;
+    p = p.mul_add(z, 1.0 / 7.0);
+    p = p.mul_add(z, 0.2);
+    p = p.mul_add(z, 1.0 / 3.0);
     let t = s + s;
-    (t * z * p + e * -2.121_944_4e-4) + t + e * 0.693_359_4
+    (t * z).mul_add(p, e * -2.121_944_4e-4) + e.mul_add(0.693_359_4, t)
 }
 
 /// eˣ for f32 (Cephes `expf`, branch-free); 0 below −87.3, +∞ above 88.7.
@@ -130,12 +141,12 @@ pub fn exp_f32(x: f32) -> f32 {
     let r = xc - n as f32 * 0.693_359_4 - n as f32 * -2.121_944_4e-4;
     let z = r * r;
     let mut y = 1.987_569_1e-4_f32;
-    y = y * r + 1.398_199_9e-3;
-    y = y * r + 8.333_452e-3;
-    y = y * r + 4.166_579_6e-2;
-    y = y * r + 1.666_666_5e-1;
-    y = y * r + 0.5;
-    y = y * z + r + 1.0;
+    y = y.mul_add(r, 1.398_199_9e-3);
+    y = y.mul_add(r, 8.333_452e-3);
+    y = y.mul_add(r, 4.166_579_6e-2);
+    y = y.mul_add(r, 1.666_666_5e-1);
+    y = y.mul_add(r, 0.5);
+    y = y.mul_add(z, r) + 1.0;
     // 2ⁿ in two factors, so n = 128 (x near 88.7) stays finite.
     let h = n >> 1;
     let p1 = f32::from_bits(((h + 127) as u32) << 23);

@@ -1307,16 +1307,7 @@ mod tests {
         let mut list = ClusterPairList::default();
         list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
         let scratch = ScratchArenas::new(1);
-        let mut variants = vec![Simd::Baseline];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                variants.push(Simd::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                variants.push(Simd::Avx512);
-            }
-        }
+        let variants = Simd::available();
         let mut results = Vec::new();
         for simd in variants {
             let mut p = Packed::<f32> {
