@@ -294,6 +294,22 @@ pub fn update<F: Float, const L: usize>(
     obs: &[u32; L],
     entropy: bool,
 ) -> ([[F; L]; ACTIONS], [F; L]) {
+    update_with::<F, L, true>(t, m, q, work, prev, obs, entropy)
+}
+
+/// [`update`], with the skipping of logarithms that cannot matter (`SKIP`)
+/// on or off: the same bits either way (tested).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn update_with<F: Float, const L: usize, const SKIP: bool>(
+    t: &DenseTables<F>,
+    m: &Model,
+    q: &mut [[F; L]],
+    work: &mut [[F; L]],
+    prev: &[u8; L],
+    obs: &[u32; L],
+    entropy: bool,
+) -> ([[F; L]; ACTIONS], [F; L]) {
     let s_n = t.states;
     let (prior, qn) = work.split_at_mut(s_n);
     // Prior = B_{last action} q, one masked pass per action present.
@@ -354,6 +370,7 @@ pub fn update<F: Float, const L: usize>(
         }
     }
     // Plan: neg_efe_u = H[A qn_u] + Σ_s q(s) G_u(s).
+    let ln_eps = eps.ln();
     let mut neg = [[F::ZERO; L]; ACTIONS];
     for (u, negu) in neg.iter_mut().enumerate() {
         let src: &[[F; L]] = if u == 0 {
@@ -379,15 +396,28 @@ pub fn update<F: Float, const L: usize>(
                 &src[idx[4] as usize],
             );
             let g = t.g[o][u];
-            for l in 0..L {
-                let qo = w[4].mul_add(
+            let qo: [F; L] = std::array::from_fn(|l| {
+                w[4].mul_add(
                     x4[l],
                     w[3].mul_add(
                         x3[l],
                         w[2].mul_add(x2[l], w[1].mul_add(x1[l], w[0] * x0[l])),
                     ),
-                );
-                h[l] = qo.mul_add(qo.max(eps).ln(), h[l]);
+                )
+            });
+            // Where no lane can see observation o (every qo ≤ ε, as for
+            // most o once beliefs are sharp), ln(max(qo, ε)) is ln ε in
+            // every lane: the same bits without the logarithms.
+            if SKIP && qo.iter().all(|&x| x <= eps) {
+                for l in 0..L {
+                    h[l] = qo[l].mul_add(ln_eps, h[l]);
+                }
+            } else {
+                for l in 0..L {
+                    h[l] = qo[l].mul_add(qo[l].max(eps).ln(), h[l]);
+                }
+            }
+            for l in 0..L {
                 d[l] = qs_o[l].mul_add(g, d[l]);
             }
         }
@@ -479,6 +509,46 @@ mod tests {
             assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
         assert!(bits(&runs[0]).iter().all(|x| x.is_finite()));
+    }
+
+    /// Sharp beliefs (every agent sure of one of a few states): most
+    /// observations are invisible to every lane, and skipping their
+    /// logarithms changes no bit.
+    fn skipping_changes_nothing<F: Float, const L: usize>() {
+        let map = Map::open(8, 8);
+        let m = Model::new(&map, &[], 0.9, 4.0).unwrap();
+        let t = DenseTables::<F>::new(&m);
+        let s_n = m.states;
+        let tiny = F::from_f64(1e-30);
+        let q: Vec<[F; L]> = (0..s_n)
+            .map(|s| std::array::from_fn(|l| if s == (l % 3) * 2 { F::ONE } else { tiny }))
+            .collect();
+        let prev = std::array::from_fn(|l| (l % ACTIONS) as u8);
+        let obs = std::array::from_fn(|l| ((l % 3) * 2) as u32);
+        let run = |skip: bool| {
+            let (mut q, mut work) = (q.clone(), vec![[F::ZERO; L]; 2 * s_n]);
+            let out = if skip {
+                update_with::<F, L, true>(&t, &m, &mut q, &mut work, &prev, &obs, true)
+            } else {
+                update_with::<F, L, false>(&t, &m, &mut q, &mut work, &prev, &obs, true)
+            };
+            let mut v: Vec<u64> = q.iter().flatten().map(|x| x.to_f64().to_bits()).collect();
+            v.extend(
+                out.0
+                    .iter()
+                    .flatten()
+                    .chain(&out.1)
+                    .map(|x| x.to_f64().to_bits()),
+            );
+            v
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
+    fn skipped_logarithms_change_no_bit() {
+        skipping_changes_nothing::<f32, 64>();
+        skipping_changes_nothing::<f64, 32>();
     }
 
     #[test]
