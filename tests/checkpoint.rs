@@ -342,3 +342,63 @@ fn a_fresh_run_in_the_same_directory_drops_the_earlier_runs_checkpoints() {
     assert_eq!(sim.resumed_from(), Some(4));
     assert_eq!(finish(sim).summary.steps, 8);
 }
+
+mod unsaved {
+    use super::*;
+    use microcosm::engine::prelude::*;
+
+    /// A toy plugin whose component changes every step but is not saved.
+    #[derive(serde::Deserialize)]
+    struct Spin {}
+
+    #[derive(Component, Clone, Copy)]
+    struct Angle(f32);
+
+    impl Plugin for Spin {
+        fn build(&self, b: &mut Builder) -> Result<(), BuildError> {
+            b.spawn_batch((0..10).map(|_| Angle(0.0)));
+            b.add_systems(Phase::Evolve, |mut q: Query<&mut Angle>| {
+                for mut a in &mut q {
+                    a.0 += 0.1;
+                }
+            });
+            Ok(())
+        }
+    }
+
+    impl PluginConfig for Spin {
+        const NAME: &'static str = "spin";
+        const SUMMARY: &'static str = "test";
+    }
+
+    #[test]
+    fn a_component_neither_saved_nor_constant_refuses_checkpoints() {
+        let mut reg = Registry::default();
+        reg.register::<Spin>();
+        let text = "[run]\nsteps = 3\n[plugins.spin]\n";
+        let s = Scenario::parse(text, "t", Path::new("t.toml"), Path::new("."), &[]).unwrap();
+        let d = common::temp_dir("ckpt-unsaved");
+        let opts = |every| RunOptions {
+            threads: 1,
+            out: Some(d.clone()),
+            checkpoint_every: every,
+        };
+        let Err(e) = Sim::new(s.clone(), &reg, opts(1)) else {
+            panic!("a run that would checkpoint an unsaved component started")
+        };
+        assert!(
+            matches!(e, SimError::Checkpoint(CheckpointError::Unsaved { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().contains("Angle"), "{e}");
+        assert!(!d.exists(), "nothing written");
+        // Without checkpoints it runs; an explicit checkpoint is refused.
+        let mut sim = Sim::new(s, &reg, opts(0)).unwrap();
+        assert!(sim.step());
+        let Err(e) = sim.checkpoint() else {
+            panic!("checkpointed an unsaved component")
+        };
+        assert!(e.to_string().contains("Angle"), "{e}");
+        assert!(checkpoint::list(&d).is_empty());
+    }
+}

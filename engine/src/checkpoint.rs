@@ -85,6 +85,15 @@ pub enum CheckpointError {
         /// The run's.
         ours: String,
     },
+    /// Entities have components that checkpoints would not restore.
+    #[error(
+        "checkpoints would not restore component(s) {}: the plugin that spawns them must save them (Builder::checkpoint_component) or declare them constant (Builder::checkpoint_constant)",
+        components.join(", ")
+    )]
+    Unsaved {
+        /// Their type names.
+        components: Vec<String>,
+    },
     /// No checkpoint in the directory, or none intact.
     #[error("{dir}: {reason}")]
     NoneUsable {
@@ -284,9 +293,18 @@ type LoadFn = fn(&mut World, &mut Decoder) -> Result<(), Corrupt>;
 #[derive(Resource, Default)]
 pub struct Registered {
     items: Vec<(String, SaveFn, LoadFn)>,
+    /// Components saved, or declared constant (rebuilt from the scenario).
+    covered: Vec<bevy_ecs::component::ComponentId>,
 }
 
 impl Registered {
+    /// Marks a component as covered: saved, or constant.
+    pub fn cover(&mut self, id: bevy_ecs::component::ComponentId) {
+        if !self.covered.contains(&id) {
+            self.covered.push(id);
+        }
+    }
+
     /// Registers a whole component column.
     pub fn component<C: Component<Mutability = Mutable> + Pod>(&mut self) {
         let name = format!("component {}", short_name::<C>());
@@ -355,6 +373,27 @@ fn load_resource<R: Resource<Mutability = Mutable> + State>(
     d: &mut Decoder,
 ) -> Result<(), Corrupt> {
     w.resource_mut::<R>().load(d)
+}
+
+/// Components that entities have but that checkpoints would not restore
+/// (neither saved nor declared constant): a resumed run would silently
+/// continue from their spawned values. Their type names, sorted.
+pub fn uncovered(world: &World) -> Vec<String> {
+    let Some(reg) = world.get_resource::<Registered>() else {
+        return Vec::new();
+    };
+    let resource = world.component_id::<bevy_ecs::resource::IsResource>();
+    let mut out: Vec<String> = world
+        .archetypes()
+        .iter()
+        .filter(|a| !a.is_empty() && !resource.is_some_and(|r| a.contains(r)))
+        .flat_map(|a| a.components().iter().copied())
+        .filter(|id| !reg.covered.contains(id))
+        .filter_map(|id| world.components().get_name(id).map(|n| n.to_string()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The header of a checkpoint.

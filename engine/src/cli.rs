@@ -359,6 +359,7 @@ fn drive(mut sim: Sim, dir: &Path, out: &mut impl Write) -> i32 {
         }
     }
     sim.interrupt_on(signal);
+    let seen = sim.warnings().len();
     let bar = progress_bar(sim.scenario().run.steps);
     sim.run(|step, _| {
         if let Some(b) = &bar {
@@ -368,6 +369,7 @@ fn drive(mut sim: Sim, dir: &Path, out: &mut impl Write) -> i32 {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let warnings = sim.warnings()[seen..].to_vec();
     let report = match sim.finish() {
         Ok(r) => r,
         Err(e) => return fail(e, 1),
@@ -393,6 +395,9 @@ fn drive(mut sim: Sim, dir: &Path, out: &mut impl Write) -> i32 {
             3
         }
         Stop::Interrupted { step, signal } => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             let name = if *signal == 15 { "SIGTERM" } else { "SIGINT" };
             let saved = if report.summary.checkpoints > 0 {
                 "checkpoint written, "

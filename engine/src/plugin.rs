@@ -246,9 +246,21 @@ impl Builder<'_> {
     where
         C: Component<Mutability = bevy_ecs::component::Mutable> + bytemuck::Pod,
     {
+        let id = self.world.register_component::<C>();
+        let mut reg = self.world.resource_mut::<crate::checkpoint::Registered>();
+        reg.component::<C>();
+        reg.cover(id);
+    }
+
+    /// Declares a component constant for checkpoints: set at spawn from the
+    /// scenario and never changed, so a resumed run rebuilds it (an atom's
+    /// type, say). Components neither saved nor constant make checkpoints
+    /// refuse to be written (see [`crate::checkpoint::uncovered`]).
+    pub fn checkpoint_constant<C: Component>(&mut self) {
+        let id = self.world.register_component::<C>();
         self.world
             .resource_mut::<crate::checkpoint::Registered>()
-            .component::<C>();
+            .cover(id);
     }
 
     /// Saves the state part of this resource in checkpoints (see

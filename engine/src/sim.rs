@@ -312,6 +312,17 @@ impl Sim {
                 });
             }
         };
+        // A run that will checkpoint (or resumes) must save every component
+        // its entities have, or declare it constant.
+        if opts.checkpoint_every > 0 || resume.is_some() {
+            let components = checkpoint::uncovered(&world);
+            if !components.is_empty() {
+                if let Some(d) = &created_dir {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+                return Err(checkpoint::CheckpointError::Unsaved { components }.into());
+            }
+        }
         let steps = scenario.run.steps;
         let sample_every = steps.div_ceil(100).max(1);
         let text = toml::to_string(&scenario.document).unwrap_or_default();
@@ -408,6 +419,10 @@ impl Sim {
                 "checkpoint: the run has no output directory".into(),
             ));
         };
+        let components = checkpoint::uncovered(&self.world);
+        if !components.is_empty() {
+            return Err(checkpoint::CheckpointError::Unsaved { components }.into());
+        }
         let t = Instant::now();
         let outputs = self
             .world
@@ -444,7 +459,8 @@ impl Sim {
         self.resumed_from
     }
 
-    /// Damaged checkpoints skipped while resuming.
+    /// Damaged checkpoints skipped while resuming, and a checkpoint a
+    /// signal's stop could not write.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -638,10 +654,15 @@ impl Sim {
             && self.out.is_some()
             && let Err(e) = self.checkpoint()
         {
-            self.stop = Some(Stop::OutputError {
-                step,
-                error: e.to_string(),
-            });
+            if interrupted {
+                // Still a clean stop on the signal; say why it cannot resume.
+                self.warnings.push(format!("no checkpoint written: {e}"));
+            } else {
+                self.stop = Some(Stop::OutputError {
+                    step,
+                    error: e.to_string(),
+                });
+            }
         }
         self.stop.is_none()
     }

@@ -254,6 +254,7 @@ impl Plugin for Atoms {
         // Types are constant: positions and velocities are the atoms' state.
         b.checkpoint_component::<Position>();
         b.checkpoint_component::<Velocity>();
+        b.checkpoint_constant::<AtomType>();
         if typed {
             b.spawn_batch(
                 atoms
