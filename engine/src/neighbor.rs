@@ -35,6 +35,7 @@
 //! sort buffers; all grow in the first builds and are reused after.
 
 use crate::footprint::Footprint;
+use rayon::prelude::*;
 
 /// Points per cluster.
 pub const CLUSTER: usize = 4;
@@ -120,6 +121,8 @@ pub struct ClusterPairList {
     cursor: Vec<u32>,
     // Reused search buffer: the columns near the current i-column.
     near: Vec<NearColumn>,
+    // Side buffers of the parallel search (one per extra thread).
+    side: Vec<Side>,
     /// Bounding-box distance checks made by all builds so far.
     pub bbox_checks: u64,
     /// Builds so far.
@@ -319,7 +322,6 @@ impl ClusterPairList {
     }
 
     fn search(&mut self, bx: PeriodicBox) {
-        let nc = self.clusters();
         let mut k = 0;
         for sx in [-1.0, 0.0, 1.0] {
             for sy in [-1.0, 0.0, 1.0] {
@@ -329,6 +331,92 @@ impl ClusterPairList {
                 }
             }
         }
+        self.starts.clear();
+        // Entries fluctuate from build to build: keep headroom so later
+        // builds reuse the buffer (it grows only in the first builds).
+        let want = self.entries.len() + self.entries.len() / HEADROOM;
+        reserve_total(&mut self.entries, want);
+        self.entries.clear();
+        // Columns are searched in SEARCH_TASKS fixed, contiguous ranges, as
+        // many at a time as the pool has threads: the first of each wave
+        // appends to the list itself, the others to side buffers appended
+        // after it in order. The list is the same on any thread count; the
+        // side buffers hold (threads − 1) / SEARCH_TASKS of it.
+        let (mut entries, mut starts) = (
+            std::mem::take(&mut self.entries),
+            std::mem::take(&mut self.starts),
+        );
+        let mut near = std::mem::take(&mut self.near);
+        let mut side = std::mem::take(&mut self.side);
+        let ncols = self.ncol[0] * self.ncol[1];
+        let tasks = ncols.clamp(1, SEARCH_TASKS);
+        let threads = rayon::current_num_threads().clamp(1, tasks);
+        if side.len() < threads - 1 {
+            side.resize_with(threads - 1, Side::default);
+        }
+        let cols = |t: usize| t * ncols / tasks..(t + 1) * ncols / tasks;
+        let (mut window, mut checks) = (0, 0u64);
+        let mut t = 0;
+        while t < tasks {
+            let w = threads.min(tasks - t);
+            let this = &*self;
+            let ((w0, c0), (w1, c1)) = rayon::join(
+                || this.search_columns(bx, cols(t), &mut entries, &mut starts, &mut near),
+                || {
+                    side[..w - 1]
+                        .par_iter_mut()
+                        .enumerate()
+                        .map(|(k, sd)| {
+                            sd.entries.clear();
+                            sd.starts.clear();
+                            this.search_columns(
+                                bx,
+                                cols(t + 1 + k),
+                                &mut sd.entries,
+                                &mut sd.starts,
+                                &mut sd.near,
+                            )
+                        })
+                        .reduce(|| (0, 0), |a, b| (a.0.max(b.0), a.1 + b.1))
+                },
+            );
+            for sd in &side[..w - 1] {
+                let base = entries.len() as u32;
+                starts.extend(sd.starts.iter().map(|&x| x + base));
+                entries.extend_from_slice(&sd.entries);
+            }
+            window = window.max(w0).max(w1);
+            checks += c0 + c1;
+            t += w;
+        }
+        self.entries = entries;
+        self.starts = starts;
+        self.near = near;
+        self.side = side;
+        self.window = window;
+        self.starts.push(self.entries.len() as u32);
+        self.bbox_checks += checks;
+        // Keep the headroom; give back a capacity far above it (the first
+        // build grows by doubling).
+        let want = self.entries.len() + self.entries.len() / HEADROOM;
+        if self.entries.capacity() > want + want / 4 {
+            self.entries.shrink_to(want);
+        }
+        reserve_total(&mut self.entries, want);
+    }
+
+    /// Searches the i-columns `cols` (in order), appending each i-cluster's
+    /// start (relative to `entries`) and entries; returns the largest
+    /// forward distance of an entry and the bounding-box checks made.
+    fn search_columns(
+        &self,
+        bx: PeriodicBox,
+        cols: std::ops::Range<usize>,
+        entries: &mut Vec<u32>,
+        starts: &mut Vec<u32>,
+        near: &mut Vec<NearColumn>,
+    ) -> (usize, u64) {
+        let nc = self.clusters();
         let shift_index =
             |sx: i32, sy: i32, sz: i32| ((sx + 1) * 9 + (sy + 1) * 3 + (sz + 1)) as u32;
         // Box tests run in f32 on an r_list widened by a margin far above the
@@ -346,136 +434,114 @@ impl ClusterPairList {
         ];
         let (ncx, ncy) = (self.ncol[0] as i64, self.ncol[1] as i64);
         let cl = self.col_len;
-        self.starts.clear();
-        // Entries fluctuate from build to build: keep headroom so later
-        // builds reuse the buffer (it grows only in the first builds).
-        let want = self.entries.len() + self.entries.len() / HEADROOM;
-        reserve_total(&mut self.entries, want);
-        self.entries.clear();
-        reserve_total(
-            &mut self.near,
-            ((2 * reach[0] + 1) * (2 * reach[1] + 1)) as usize,
-        );
-        let mut near = std::mem::take(&mut self.near);
+        reserve_total(near, ((2 * reach[0] + 1) * (2 * reach[1] + 1)) as usize);
         let mut window = 0;
         let mut checks = 0u64;
-        for cy in 0..ncy {
-            for cx in 0..ncx {
-                let col = (cy * ncx + cx) as usize;
-                // The columns whose cells come within r_list of this one's, in
-                // a fixed order (y, then x), with the image shift to apply.
-                near.clear();
-                let (ix0, iy0) = (cx as f64 * cl[0], cy as f64 * cl[1]);
-                for dy in -reach[1]..=reach[1] {
-                    let (jy, sy) = wrap_col(cy + dy, ncy);
-                    for dx in -reach[0]..=reach[0] {
-                        let (jx, sx) = wrap_col(cx + dx, ncx);
-                        let jcol = (jy * ncx + jx) as usize;
-                        let x0 = jx as f64 * cl[0] + sx as f64 * bx.len[0];
-                        let y0 = jy as f64 * cl[1] + sy as f64 * bx.len[1];
-                        let gx = (x0 - (ix0 + cl[0])).max(ix0 - (x0 + cl[0])).max(0.0);
-                        let gy = (y0 - (iy0 + cl[1])).max(iy0 - (y0 + cl[1])).max(0.0);
-                        if gx * gx + gy * gy >= rm * rm {
-                            continue;
-                        }
-                        let c0 = self.col_start[jcol];
-                        near.push(NearColumn {
-                            c0,
-                            c1: self.col_start[jcol + 1],
-                            cell: [
-                                next_down(x0 as f32),
-                                next_up((x0 + cl[0]) as f32),
-                                next_down(y0 as f32),
-                                next_up((y0 + cl[1]) as f32),
-                            ],
-                            shift: [sx as f32 * len[0], sy as f32 * len[1]],
-                            image: [sx as i32, sy as i32],
-                            cur: [c0; 3],
-                        });
+        for col in cols {
+            let (cy, cx) = ((col / ncx as usize) as i64, (col % ncx as usize) as i64);
+            // The columns whose cells come within r_list of this one's, in
+            // a fixed order (y, then x), with the image shift to apply.
+            near.clear();
+            let (ix0, iy0) = (cx as f64 * cl[0], cy as f64 * cl[1]);
+            for dy in -reach[1]..=reach[1] {
+                let (jy, sy) = wrap_col(cy + dy, ncy);
+                for dx in -reach[0]..=reach[0] {
+                    let (jx, sx) = wrap_col(cx + dx, ncx);
+                    let jcol = (jy * ncx + jx) as usize;
+                    let x0 = jx as f64 * cl[0] + sx as f64 * bx.len[0];
+                    let y0 = jy as f64 * cl[1] + sy as f64 * bx.len[1];
+                    let gx = (x0 - (ix0 + cl[0])).max(ix0 - (x0 + cl[0])).max(0.0);
+                    let gy = (y0 - (iy0 + cl[1])).max(iy0 - (y0 + cl[1])).max(0.0);
+                    if gx * gx + gy * gy >= rm * rm {
+                        continue;
                     }
-                }
-                for ci in self.col_start[col]..self.col_start[col + 1] {
-                    self.starts.push(self.entries.len() as u32);
-                    let bi = self.bbox[ci as usize];
-                    if bi[0] > bi[3] {
-                        continue; // an empty cluster cannot happen, but be safe
-                    }
-                    // Accepted entries of this i-cluster, flushed in batches
-                    // (so that accepting is branch-free).
-                    let mut buf = [0u32; 64];
-                    let mut nbuf = 0;
-                    for nb in near.iter_mut() {
-                        // Columns wholly behind ci in cyclic order hold no pair
-                        // of its (they list it themselves).
-                        let f0 = nb.c0 as usize + nc - ci as usize;
-                        let f0 = if f0 >= nc { f0 - nc } else { f0 };
-                        if !(nb.c0..nb.c1).contains(&ci) && 2 * f0 > nc {
-                            continue;
-                        }
-                        // The column's cell must come within r_list of the
-                        // i-cluster in x-y.
-                        let gx = (nb.cell[0] - bi[3]).max(bi[0] - nb.cell[1]).max(0.0);
-                        let gy = (nb.cell[2] - bi[4]).max(bi[1] - nb.cell[3]).max(0.0);
-                        if gx * gx + gy * gy >= r2 {
-                            continue;
-                        }
-                        for (m, sz) in [-1i32, 0, 1].into_iter().enumerate() {
-                            // Images in z matter only near the z faces.
-                            if (sz == 1 && bi[5] + rs < len[2]) || (sz == -1 && bi[2] - rs >= 0.0) {
-                                continue;
-                            }
-                            let s = [nb.shift[0], nb.shift[1], sz as f32 * len[2]];
-                            let image = shift_index(nb.image[0], nb.image[1], sz);
-                            // Clusters of a column are sorted by z: only those
-                            // whose shifted z-range meets [lo, hi] can be close.
-                            // Both bounds only grow along the i-column, so the
-                            // first candidate is a cursor that only moves on.
-                            let lo = bi[2] - rs - s[2];
-                            let hi = bi[5] + rs - s[2];
-                            let mut c = nb.cur[m];
-                            while c < nb.c1 && self.bbox[c as usize][5] < lo {
-                                c += 1;
-                            }
-                            nb.cur[m] = c;
-                            for (cj, bj) in (c..nb.c1).zip(&self.bbox[c as usize..nb.c1 as usize]) {
-                                if bj[2] > hi {
-                                    break;
-                                }
-                                let d = if cj >= ci {
-                                    (cj - ci) as usize
-                                } else {
-                                    (cj as usize + nc) - ci as usize
-                                };
-                                // d == 0 is the cluster with itself (any image;
-                                // kernels take j > i inside it).
-                                let ahead = d == 0 || d < nc - d || (d == nc - d && ci < cj);
-                                checks += ahead as u64;
-                                let accept = ahead & (bbox_dist2(&bi, bj, s) < r2);
-                                buf[nbuf] = (cj << SHIFT_BITS) | image;
-                                nbuf += accept as usize;
-                                window = window.max(if accept { d } else { 0 });
-                                if nbuf == buf.len() {
-                                    self.entries.extend_from_slice(&buf);
-                                    nbuf = 0;
-                                }
-                            }
-                        }
-                    }
-                    self.entries.extend_from_slice(&buf[..nbuf]);
+                    let c0 = self.col_start[jcol];
+                    near.push(NearColumn {
+                        c0,
+                        c1: self.col_start[jcol + 1],
+                        cell: [
+                            next_down(x0 as f32),
+                            next_up((x0 + cl[0]) as f32),
+                            next_down(y0 as f32),
+                            next_up((y0 + cl[1]) as f32),
+                        ],
+                        shift: [sx as f32 * len[0], sy as f32 * len[1]],
+                        image: [sx as i32, sy as i32],
+                        cur: [c0; 3],
+                    });
                 }
             }
+            for ci in self.col_start[col]..self.col_start[col + 1] {
+                starts.push(entries.len() as u32);
+                let bi = self.bbox[ci as usize];
+                if bi[0] > bi[3] {
+                    continue; // an empty cluster cannot happen, but be safe
+                }
+                // Accepted entries of this i-cluster, flushed in batches
+                // (so that accepting is branch-free).
+                let mut buf = [0u32; 64];
+                let mut nbuf = 0;
+                for nb in near.iter_mut() {
+                    // Columns wholly behind ci in cyclic order hold no pair
+                    // of its (they list it themselves).
+                    let f0 = nb.c0 as usize + nc - ci as usize;
+                    let f0 = if f0 >= nc { f0 - nc } else { f0 };
+                    if !(nb.c0..nb.c1).contains(&ci) && 2 * f0 > nc {
+                        continue;
+                    }
+                    // The column's cell must come within r_list of the
+                    // i-cluster in x-y.
+                    let gx = (nb.cell[0] - bi[3]).max(bi[0] - nb.cell[1]).max(0.0);
+                    let gy = (nb.cell[2] - bi[4]).max(bi[1] - nb.cell[3]).max(0.0);
+                    if gx * gx + gy * gy >= r2 {
+                        continue;
+                    }
+                    for (m, sz) in [-1i32, 0, 1].into_iter().enumerate() {
+                        // Images in z matter only near the z faces.
+                        if (sz == 1 && bi[5] + rs < len[2]) || (sz == -1 && bi[2] - rs >= 0.0) {
+                            continue;
+                        }
+                        let s = [nb.shift[0], nb.shift[1], sz as f32 * len[2]];
+                        let image = shift_index(nb.image[0], nb.image[1], sz);
+                        // Clusters of a column are sorted by z: only those
+                        // whose shifted z-range meets [lo, hi] can be close.
+                        // Both bounds only grow along the i-column, so the
+                        // first candidate is a cursor that only moves on.
+                        let lo = bi[2] - rs - s[2];
+                        let hi = bi[5] + rs - s[2];
+                        let mut c = nb.cur[m];
+                        while c < nb.c1 && self.bbox[c as usize][5] < lo {
+                            c += 1;
+                        }
+                        nb.cur[m] = c;
+                        for (cj, bj) in (c..nb.c1).zip(&self.bbox[c as usize..nb.c1 as usize]) {
+                            if bj[2] > hi {
+                                break;
+                            }
+                            let d = if cj >= ci {
+                                (cj - ci) as usize
+                            } else {
+                                (cj as usize + nc) - ci as usize
+                            };
+                            // d == 0 is the cluster with itself (any image;
+                            // kernels take j > i inside it).
+                            let ahead = d == 0 || d < nc - d || (d == nc - d && ci < cj);
+                            checks += ahead as u64;
+                            let accept = ahead & (bbox_dist2(&bi, bj, s) < r2);
+                            buf[nbuf] = (cj << SHIFT_BITS) | image;
+                            nbuf += accept as usize;
+                            window = window.max(if accept { d } else { 0 });
+                            if nbuf == buf.len() {
+                                entries.extend_from_slice(&buf);
+                                nbuf = 0;
+                            }
+                        }
+                    }
+                }
+                entries.extend_from_slice(&buf[..nbuf]);
+            }
         }
-        self.near = near;
-        self.window = window;
-        self.starts.push(self.entries.len() as u32);
-        self.bbox_checks += checks;
-        // Keep the headroom; give back a capacity far above it (the first
-        // build grows by doubling).
-        let want = self.entries.len() + self.entries.len() / HEADROOM;
-        if self.entries.capacity() > want + want / 4 {
-            self.entries.shrink_to(want);
-        }
-        reserve_total(&mut self.entries, want);
+        (window, checks)
     }
 
     fn partition(&mut self) {
@@ -828,6 +894,12 @@ impl Footprint for ClusterPairList {
             + self.task_start.heap_bytes()
             + self.cursor.heap_bytes()
             + self.near.heap_bytes()
+            + self.side.capacity() * size_of::<Side>()
+            + self
+                .side
+                .iter()
+                .map(|sd| sd.entries.heap_bytes() + sd.starts.heap_bytes() + sd.near.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -884,6 +956,18 @@ fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f32; 3]) -> f32 {
     }
     d2
 }
+
+/// Output of one search task that is appended after the wave's first.
+#[derive(Debug, Default)]
+struct Side {
+    entries: Vec<u32>,
+    starts: Vec<u32>,
+    near: Vec<NearColumn>,
+}
+
+/// Column ranges the list search is split into (a fixed number, so the work
+/// split never depends on the thread count).
+const SEARCH_TASKS: usize = 64;
 
 /// A column near the i-column being searched.
 #[derive(Debug, Clone, Copy)]
@@ -1055,6 +1139,38 @@ mod tests {
         }
         list.build(bx, 2.8, n, |r| pts[r]);
         assert_eq!(list.active_len(), list.len());
+    }
+
+    /// The search runs in waves of as many column ranges as the pool has
+    /// threads: the list is the same, entry for entry, on 1, 2 or 3 threads,
+    /// and rebuilding it in place (buffers reused) gives it again.
+    #[test]
+    fn the_list_does_not_depend_on_the_thread_count() {
+        let bx = PeriodicBox {
+            len: [14.0, 11.0, 12.5],
+        };
+        let pts = random_points(3000, bx, 9);
+        let build = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut list = ClusterPairList::default();
+                list.build(bx, 2.8, pts.len(), |r| pts[r]);
+                let first = (list.entries.clone(), list.starts.clone(), list.window);
+                list.build(bx, 2.8, pts.len(), |r| pts[r]);
+                assert_eq!(
+                    first,
+                    (list.entries.clone(), list.starts.clone(), list.window)
+                );
+                (first, list.bbox_checks)
+            })
+        };
+        let one = build(1);
+        assert!(one.0.0.len() > 10_000);
+        assert_eq!(build(2), one);
+        assert_eq!(build(3), one);
     }
 
     #[test]
