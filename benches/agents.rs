@@ -13,7 +13,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
 use microcosm::engine::bench::{LiveBytes, time_steps};
-use microcosm::engine::{RunOptions, Scenario, Sim};
+use microcosm::engine::{RunOptions, Sim};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -21,18 +21,15 @@ static ALLOC: CountingAlloc = CountingAlloc;
 const COUNTS: [u64; 3] = [1_000, 100_000, 1_000_000];
 
 fn build(agents: u64, beliefs: &str, threads: usize) -> Sim {
-    let name = "agents/gridworld";
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
     let set = [
         "run.steps=1000000000".to_string(),
         "run.warmup_steps=0".to_string(),
         format!("plugins.agents.count={agents}"),
         format!("plugins.agents.beliefs=\"{beliefs}\""),
     ];
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(
-        s,
-        &microcosm::sims::registry(),
+    microcosm::bundled_sim(
+        "agents/gridworld",
+        &set,
         RunOptions {
             threads,
             ..Default::default()

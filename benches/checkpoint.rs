@@ -9,19 +9,16 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
-use microcosm::engine::{RunOptions, Scenario, Sim};
+use microcosm::engine::{RunOptions, Sim};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 fn build(name: &str, out: &std::path::Path) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set = ["run.steps=1000000".to_string()];
-    let s = Scenario::load(&file, name, &set).unwrap();
     let _ = std::fs::remove_dir_all(out);
-    Sim::new(
-        s,
-        &microcosm::sims::registry(),
+    microcosm::bundled_sim(
+        name,
+        &["run.steps=1000000"],
         RunOptions {
             threads: 2,
             out: Some(out.to_path_buf()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use microcosm::engine::alloc::CountingAlloc;
 use microcosm::engine::bench::{LiveBytes, time_steps};
-use microcosm::engine::{RunOptions, Scenario, Sim};
+use microcosm::engine::{RunOptions, Sim};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -22,15 +22,9 @@ const CASES: [(&str, u64); 2] = [
 ];
 
 fn build(name: &str, threads: usize) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set = [
-        "run.steps=1000000000".to_string(),
-        "run.warmup_steps=0".to_string(),
-    ];
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(
-        s,
-        &microcosm::sims::registry(),
+    microcosm::bundled_sim(
+        name,
+        &["run.steps=1000000000", "run.warmup_steps=0"],
         RunOptions {
             threads,
             ..Default::default()

@@ -23,13 +23,12 @@ static ALLOC: CountingAlloc = CountingAlloc;
 const SIZES: [(u32, u64); 3] = [(10, 4_000), (20, 32_000), (40, 256_000)];
 
 fn scenario(cells: u32) -> Scenario {
-    let file = microcosm::assets_dir().join("md/lj-liquid.toml");
     let set = [
         format!("plugins.atoms.lattice.cells=[{cells}, {cells}, {cells}]"),
         "run.steps=1000000000".to_string(),
         "run.warmup_steps=0".to_string(),
     ];
-    Scenario::load(&file, "md/lj-liquid", &set).unwrap()
+    microcosm::bundled_scenario("md/lj-liquid", &set).unwrap()
 }
 
 fn build(cells: u32, threads: usize) -> Sim {

@@ -12,3 +12,22 @@ pub fn assets_dir() -> std::path::PathBuf {
         .map(Into::into)
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/assets").into())
 }
+
+/// A bundled scenario by name (`md/lj-liquid`), with `--set` overrides.
+pub fn bundled_scenario<S: AsRef<str>>(
+    name: &str,
+    set: &[S],
+) -> Result<engine::Scenario, engine::ScenarioError> {
+    let file = assets_dir().join(format!("{name}.toml"));
+    let set: Vec<String> = set.iter().map(|s| s.as_ref().to_string()).collect();
+    engine::Scenario::load(&file, name, &set)
+}
+
+/// A sim of a bundled scenario with the bundled plugins (benches, tests).
+pub fn bundled_sim<S: AsRef<str>>(
+    name: &str,
+    set: &[S],
+    opts: engine::RunOptions,
+) -> Result<engine::Sim, engine::SimError> {
+    engine::Sim::new(bundled_scenario(name, set)?, &sims::registry(), opts)
+}

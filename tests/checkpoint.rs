@@ -13,16 +13,10 @@ use microcosm::engine::checkpoint::{self, CheckpointError};
 use microcosm::engine::sim::RunReport;
 use microcosm::engine::{RunOptions, Scenario, Sim, SimError};
 
-fn scenario(name: &str, set: &[&str]) -> Scenario {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    Scenario::load(&file, name, &set).unwrap()
-}
-
 fn start(name: &str, set: &[&str], threads: usize, out: &Path, every: u64) -> Sim {
-    Sim::new(
-        scenario(name, set),
-        &microcosm::sims::registry(),
+    microcosm::bundled_sim(
+        name,
+        set,
         RunOptions {
             threads,
             out: Some(out.to_path_buf()),

@@ -30,12 +30,9 @@ pub fn sim(text: &str, registry: &Registry, threads: usize, out: Option<PathBuf>
 
 /// Builds a bundled scenario (`md/lj-liquid`) with `--set` overrides.
 pub fn bundled(name: &str, set: &[&str], threads: usize, out: Option<PathBuf>) -> Sim {
-    let file = microcosm::assets_dir().join(format!("{name}.toml"));
-    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
-    let s = Scenario::load(&file, name, &set).unwrap();
-    Sim::new(
-        s,
-        &microcosm::sims::registry(),
+    microcosm::bundled_sim(
+        name,
+        set,
         RunOptions {
             threads,
             out,

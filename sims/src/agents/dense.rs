@@ -43,6 +43,9 @@ pub struct DenseTables<F> {
     row_len: Vec<u8>,
     /// G_u(s) = AC(succ(s, u)) − H_A(succ(s, u)).
     g: Vec<[F; ACTIONS]>,
+    /// Skip the logarithms of an observation no lane of a block can see
+    /// (the same bits either way: off only to test that).
+    skip_invisible: bool,
 }
 
 impl<F: Float> DenseTables<F> {
@@ -56,6 +59,7 @@ impl<F: Float> DenseTables<F> {
             row_lik: Vec::with_capacity(s_n),
             row_len: Vec::with_capacity(s_n),
             g: Vec::with_capacity(s_n),
+            skip_invisible: true,
         };
         for o in 0..s_n {
             let (mut idx, mut w, mut lik) = ([o as u32; 5], [F::ZERO; 5], [F::EPS; 5]);
@@ -294,22 +298,6 @@ pub fn update<F: Float, const L: usize>(
     obs: &[u32; L],
     entropy: bool,
 ) -> ([[F; L]; ACTIONS], [F; L]) {
-    update_with::<F, L, true>(t, m, q, work, prev, obs, entropy)
-}
-
-/// [`update`], with the skipping of logarithms that cannot matter (`SKIP`)
-/// on or off: the same bits either way (tested).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn update_with<F: Float, const L: usize, const SKIP: bool>(
-    t: &DenseTables<F>,
-    m: &Model,
-    q: &mut [[F; L]],
-    work: &mut [[F; L]],
-    prev: &[u8; L],
-    obs: &[u32; L],
-    entropy: bool,
-) -> ([[F; L]; ACTIONS], [F; L]) {
     let s_n = t.states;
     let (prior, qn) = work.split_at_mut(s_n);
     // Prior = B_{last action} q, one masked pass per action present.
@@ -408,7 +396,7 @@ fn update_with<F: Float, const L: usize, const SKIP: bool>(
             // Where no lane can see observation o (every qo ≤ ε, as for
             // most o once beliefs are sharp), ln(max(qo, ε)) is ln ε in
             // every lane: the same bits without the logarithms.
-            if SKIP && qo.iter().all(|&x| x <= eps) {
+            if t.skip_invisible && qo.iter().all(|&x| x <= eps) {
                 for l in 0..L {
                     h[l] = qo[l].mul_add(ln_eps, h[l]);
                 }
@@ -527,11 +515,11 @@ mod tests {
         let obs = std::array::from_fn(|l| ((l % 3) * 2) as u32);
         let run = |skip: bool| {
             let (mut q, mut work) = (q.clone(), vec![[F::ZERO; L]; 2 * s_n]);
-            let out = if skip {
-                update_with::<F, L, true>(&t, &m, &mut q, &mut work, &prev, &obs, true)
-            } else {
-                update_with::<F, L, false>(&t, &m, &mut q, &mut work, &prev, &obs, true)
+            let t = DenseTables {
+                skip_invisible: skip,
+                ..t.clone()
             };
+            let out = update::<F, L>(&t, &m, &mut q, &mut work, &prev, &obs, true);
             let mut v: Vec<u64> = q.iter().flatten().map(|x| x.to_f64().to_bits()).collect();
             v.extend(
                 out.0
