@@ -72,3 +72,25 @@ fn periodic_measurements_allocate_nothing_after_their_first_sample() {
         assert_eq!(rdf.lines().count(), 101, "header + 100 bins");
     }
 }
+
+#[test]
+fn a_dropped_pool_has_ended_its_threads_so_their_exit_allocates_nothing_later() {
+    let _g = common::serial();
+    // Every worker steals from the injector (registering with
+    // crossbeam-epoch, whose thread exit allocates a node); after the drop
+    // all of them have ended, so nothing is allocated afterwards.
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    let pool = microcosm::engine::par::Pool::new(2, "pool-test").unwrap();
+    let weak = std::sync::Arc::downgrade(pool.handle());
+    pool.broadcast(|_| ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(ran.into_inner(), 2);
+    drop(pool);
+    assert_eq!(weak.strong_count(), 0);
+    let before = alloc::stats();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        alloc::stats().since(&before).0,
+        0,
+        "a worker ended after the drop"
+    );
+}

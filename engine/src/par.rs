@@ -6,9 +6,91 @@
 //! in chunk order on one thread. Floating-point sums are therefore the same
 //! bits with 1 or N threads.
 
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
 use rayon::prelude::*;
 
 use crate::scratch::ScratchArenas;
+
+/// A rayon pool whose worker threads have ended when it is dropped.
+///
+/// rayon's own `ThreadPool` lets its threads finish in the background after
+/// the drop; a worker's exit then allocates (crossbeam-epoch moves the
+/// thread's garbage bag to the global queue in a new node), and under load
+/// that exit lands in whatever the process measures next — the steady steps
+/// of the next sim in the same process. Joining the threads on drop keeps
+/// each sim's allocations inside its own lifetime.
+pub struct Pool {
+    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// A pool of `threads` threads named `{name}-{index}`.
+    pub fn new(threads: usize, name: &str) -> Result<Pool, rayon::ThreadPoolBuildError> {
+        let mut handles = Vec::with_capacity(threads);
+        let name = name.to_owned();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{name}-{i}"))
+            .spawn_handler(|t| {
+                let mut b = std::thread::Builder::new();
+                if let Some(n) = t.name() {
+                    b = b.name(n.to_owned());
+                }
+                if let Some(size) = t.stack_size() {
+                    b = b.stack_size(size);
+                }
+                handles.push(b.spawn(|| t.run())?);
+                Ok(())
+            })
+            .build()?;
+        Ok(Pool {
+            pool: Some(Arc::new(pool)),
+            threads: handles,
+        })
+    }
+
+    /// The rayon pool (shared: a caller may keep a handle while it borrows
+    /// the owner of this `Pool` mutably inside `install`).
+    pub fn handle(&self) -> &Arc<rayon::ThreadPool> {
+        self.pool.as_ref().expect("present until drop")
+    }
+}
+
+impl std::ops::Deref for Pool {
+    type Target = rayon::ThreadPool;
+    fn deref(&self) -> &rayon::ThreadPool {
+        self.handle()
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let Some(pool) = self.pool.take() else { return };
+        // Joining from one of its own workers would wait for ourselves, and
+        // while another handle lives the threads do not end: leave them then.
+        let inside = pool.current_thread_index().is_some();
+        if let Some(pool) = Arc::into_inner(pool)
+            && !inside
+        {
+            drop(pool);
+            for t in self.threads.drain(..) {
+                // A worker that panicked has already reported it.
+                let _ = t.join();
+            }
+        }
+    }
+}
 
 /// Default chunk length for [`map_reduce`].
 pub const CHUNK: usize = 4096;

@@ -13,6 +13,14 @@
 //! many tasks the scheduler gave that thread — and once warm, steps allocate
 //! nothing from the heap.
 //!
+//! Work stealing decides which worker runs which parallel task, so a worker
+//! that ran no task during the warm-up steps could meet its first one in a
+//! steady step and grow its arena there. A system whose parallel tasks take
+//! scratch declares the most one task takes with
+//! [`ScratchArenas::reserve_per_task`]; the sim then warms every worker's
+//! arena to that size (after the setup pass, and again before the first
+//! steady step if a reservation came later).
+//!
 //! Arenas live in thread-locals of the rayon workers of the sim's pool; the
 //! resource keeps the epoch and the bytes each arena holds (one atomic slot
 //! per worker), from which the high-water mark is reported.
@@ -49,6 +57,8 @@ pub struct ScratchArenas {
     /// Bytes held by each worker's arena (slot `threads` is for callers outside the pool).
     held: Box<[AtomicUsize]>,
     high_water: AtomicUsize,
+    /// The most scratch one parallel task takes (see [`ScratchArenas::reserve_per_task`]).
+    per_task: AtomicUsize,
 }
 
 impl ScratchArenas {
@@ -59,7 +69,22 @@ impl ScratchArenas {
             epoch: AtomicU64::new(1),
             held: (0..=threads).map(|_| AtomicUsize::new(0)).collect(),
             high_water: AtomicUsize::new(0),
+            per_task: AtomicUsize::new(0),
         }
+    }
+
+    /// Declares that one parallel task takes up to `bytes` from its worker's
+    /// arena (the sum of what it allocates there, in bytes, alignment
+    /// included). Every worker is then warmed to hold that much, whichever
+    /// tasks the scheduler gives it. Cheap (one relaxed `fetch_max`): systems
+    /// call it each time they run.
+    pub fn reserve_per_task(&self, bytes: usize) {
+        self.per_task.fetch_max(bytes, Relaxed);
+    }
+
+    /// The largest per-task reservation made so far.
+    pub fn per_task_bytes(&self) -> usize {
+        self.per_task.load(Relaxed)
     }
 
     /// Runs `f` with this thread's arena. Re-entrant (a nested call on the same
@@ -175,6 +200,38 @@ mod tests {
         s.begin_step();
         assert!(s.high_water_bytes() >= 1 << 20);
         assert_eq!(s.arenas(), 1);
+    }
+
+    #[test]
+    fn warming_to_the_per_task_reservation_lets_any_worker_run_a_task_without_growing() {
+        // Two workers; only the reservation (not a task run during warm-up)
+        // sizes the arenas. Each worker then runs one task of exactly the
+        // reserved size, and no arena grows: a grown arena would keep its
+        // new, larger chunk, and hold more bytes than after warming.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let s = ScratchArenas::new(2);
+        let task = 3 * 40_000; // three slices of 40 kB, 4-byte aligned
+        s.reserve_per_task(task);
+        s.reserve_per_task(1000); // a smaller one does not lower it
+        assert_eq!(s.per_task_bytes(), task);
+        pool.broadcast(|_| s.warm(s.per_task_bytes()));
+        let warmed: Vec<usize> = s.held.iter().map(|h| h.load(Relaxed)).collect();
+        assert!(warmed[..2].iter().all(|&h| h >= task), "{warmed:?}");
+        let ran = AtomicUsize::new(0);
+        pool.broadcast(|_| {
+            s.with(|b| {
+                for v in 0..3 {
+                    b.alloc_slice_fill_copy(10_000, v as f32);
+                }
+            });
+            ran.fetch_add(1, Relaxed);
+        });
+        assert_eq!(ran.load(Relaxed), 2);
+        let after: Vec<usize> = s.held.iter().map(|h| h.load(Relaxed)).collect();
+        assert_eq!(warmed, after, "an arena grew");
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub struct RunReport {
 pub struct Sim {
     world: World,
     schedule: Schedule,
-    pool: std::sync::Arc<rayon::ThreadPool>,
+    pool: crate::par::Pool,
     scenario: Scenario,
     plugin_names: Vec<String>,
     estimate: Estimate,
@@ -184,6 +184,8 @@ pub struct Sim {
     setup_bytes: u64,
     alloc_start: alloc::AllocStats,
     setup_seconds: f64,
+    /// The per-task scratch reservation the arenas were last warmed to.
+    warmed_per_task: usize,
     loop_seconds: f64,
     steady_allocs: u64,
     steady_bytes: u64,
@@ -276,11 +278,7 @@ impl Sim {
         // A pool of its own threads. (rayon's `use_current_thread` would make
         // the caller worker 0, but leaks the pool's registry and binds the
         // thread to it for good, so a second sim on that thread could not.)
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("microcosm-{i}"))
-            .build()
-            .map(std::sync::Arc::new)
+        let pool = crate::par::Pool::new(threads, "microcosm")
             .map_err(|e| SimError::Io(format!("thread pool: {e}")))?;
         let created_dir = match &opts.out {
             Some(d) if !d.exists() => {
@@ -339,6 +337,7 @@ impl Sim {
             setup_bytes: 0,
             alloc_start,
             setup_seconds: 0.0,
+            warmed_per_task: 0,
             loop_seconds: 0.0,
             steady_allocs: 0,
             steady_bytes: 0,
@@ -559,15 +558,20 @@ impl Sim {
         pool.install(|| schedule.run(world));
     }
 
-    /// Gives every worker's arena a first chunk of 16 KiB after the setup
-    /// pass (a broadcast allocates; this is setup). Each arena then keeps
-    /// what its own largest use needed; [`Sim::run`] keeps the schedule on
-    /// one worker, so warm-up steps grow exactly the arenas later steps use
-    /// (warming every worker to the largest arena would hold, e.g., a
-    /// 200 kB alias table once per thread).
+    /// Gives every worker's arena a first chunk of 16 KiB, or of the largest
+    /// per-task reservation ([`ScratchArenas::reserve_per_task`]) if larger,
+    /// after the setup pass (a broadcast allocates; this is setup), and again
+    /// before the first steady step if a system reserved more since. Serial
+    /// uses are not warmed: [`Sim::run`] keeps the schedule on one worker, so
+    /// warm-up steps grow exactly the arenas later steps use (warming every
+    /// worker to the largest arena would hold, e.g., a 200 kB alias table
+    /// once per thread). Parallel tasks are what need the reservation: work
+    /// stealing decides which worker runs them.
     fn warm_scratch(&mut self) {
         let scratch = self.world.resource::<ScratchArenas>();
-        self.pool.broadcast(|_| scratch.warm(16 << 10));
+        let bytes = scratch.per_task_bytes().max(16 << 10);
+        self.pool.broadcast(|_| scratch.warm(bytes));
+        self.warmed_per_task = scratch.per_task_bytes();
     }
 
     fn sample_memory(&mut self, step: u64) {
@@ -594,6 +598,10 @@ impl Sim {
             return false;
         }
         let steady = step > self.steady_from;
+        if steady && self.world.resource::<ScratchArenas>().per_task_bytes() > self.warmed_per_task
+        {
+            self.warm_scratch();
+        }
         self.world.resource_mut::<PhaseStats>().steady_now = steady;
         let before = alloc::stats();
         let t = Instant::now();
@@ -675,7 +683,7 @@ impl Sim {
     /// jobs; from inside, each step's `install` runs in place.
     pub fn run(&mut self, mut progress: impl FnMut(u64, u64) + Send) {
         let total = self.scenario.run.steps;
-        let pool = std::sync::Arc::clone(&self.pool);
+        let pool = std::sync::Arc::clone(self.pool.handle());
         pool.install(|| {
             while self.step() {
                 progress(self.clock().step, total);
@@ -688,7 +696,7 @@ impl Sim {
     /// the steps `f` takes do not each cross into the pool from outside:
     /// benches of small worlds time steps this way.
     pub fn in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Sim) -> R + Send) -> R {
-        let pool = std::sync::Arc::clone(&self.pool);
+        let pool = std::sync::Arc::clone(self.pool.handle());
         pool.install(|| f(self))
     }
 

@@ -258,6 +258,7 @@ pub fn step<F: Float, const L: usize>(
     let s_n = t.states;
     let DenseBeliefs { q, partial, .. } = beliefs;
     let (q, _) = q.as_chunks_mut::<L>();
+    scratch.reserve_per_task(2 * s_n * std::mem::size_of::<[F; L]>());
     partial
         .par_iter_mut()
         .zip(q.par_chunks_mut(s_n * BLOCKS))

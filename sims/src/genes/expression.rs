@@ -252,6 +252,7 @@ pub fn express(
         Model::Composite { base, regulation } => {
             let b = base.level(st.tf).map(|b| b as f32);
             let reg = *regulation;
+            scratch.reserve_per_task(2 * g * LANES * std::mem::size_of::<f32>());
             cur.par_chunks_mut(ROWS * g).for_each(|rows| {
                 scratch.with(|bump| {
                     // Tiles of LANES individuals, gene-major, so each network
