@@ -27,8 +27,13 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool of `threads` threads named `{name}-{index}`.
-    pub fn new(threads: usize, name: &str) -> Result<Pool, rayon::ThreadPoolBuildError> {
+    /// A pool of `threads` threads named `{name}-{index}`, which charge
+    /// their allocations to `account`.
+    pub fn new(
+        threads: usize,
+        name: &str,
+        account: crate::alloc::AccountId,
+    ) -> Result<Pool, rayon::ThreadPoolBuildError> {
         let mut handles = Vec::with_capacity(threads);
         let name = name.to_owned();
         let pool = rayon::ThreadPoolBuilder::new()
@@ -42,7 +47,10 @@ impl Pool {
                 if let Some(size) = t.stack_size() {
                     b = b.stack_size(size);
                 }
-                handles.push(b.spawn(|| t.run())?);
+                handles.push(b.spawn(move || {
+                    account.enter();
+                    t.run()
+                })?);
                 Ok(())
             })
             .build()?;

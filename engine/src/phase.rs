@@ -118,6 +118,8 @@ pub struct PhaseStats {
     open: usize,
     started: Instant,
     at: alloc::AllocStats,
+    /// The account whose allocations are counted (the sim's).
+    pub account: alloc::AccountId,
     /// The last completed step, per phase.
     pub last_step: [PhaseTotals; 6],
     /// Summed over every step measured so far (including the setup pass).
@@ -134,6 +136,7 @@ impl Default for PhaseStats {
             open: 0,
             started: Instant::now(),
             at: alloc::AllocStats::default(),
+            account: alloc::AccountId::default(),
             last_step: Default::default(),
             total: Default::default(),
             steady: Default::default(),
@@ -167,14 +170,14 @@ impl PhaseStats {
 pub(crate) fn probe(next: usize) -> impl FnMut(ResMut<PhaseStats>) {
     move |mut stats: ResMut<PhaseStats>| {
         let now = Instant::now();
-        let at = alloc::stats();
+        let at = stats.account.stats();
         if next > 0 {
             stats.close_open_phase(now, at);
         }
         if next < 6 {
             stats.open = next;
             stats.started = Instant::now();
-            stats.at = alloc::stats();
+            stats.at = stats.account.stats();
         }
     }
 }

@@ -175,6 +175,8 @@ pub struct Sim {
     world: World,
     schedule: Schedule,
     pool: crate::par::Pool,
+    /// Dropped after `pool` (which joins its threads first).
+    account: alloc::Account,
     scenario: Scenario,
     plugin_names: Vec<String>,
     estimate: Estimate,
@@ -278,7 +280,11 @@ impl Sim {
         // A pool of its own threads. (rayon's `use_current_thread` would make
         // the caller worker 0, but leaks the pool's registry and binds the
         // thread to it for good, so a second sim on that thread could not.)
-        let pool = crate::par::Pool::new(threads, "microcosm")
+        // The sim's allocation account: its pool's threads, and this thread
+        // while it builds the sim and steps it.
+        let account = alloc::Account::open();
+        let _charged = account.id().enter_scoped();
+        let pool = crate::par::Pool::new(threads, "microcosm", account.id())
             .map_err(|e| SimError::Io(format!("thread pool: {e}")))?;
         let created_dir = match &opts.out {
             Some(d) if !d.exists() => {
@@ -291,14 +297,14 @@ impl Sim {
         let mut rss = Rss::default();
         let rss_start = rss.sample();
         alloc::reset_peak();
-        let alloc_start = alloc::stats();
+        let alloc_start = account.id().stats();
         let t0 = Instant::now();
         let files = match (&opts.out, resume) {
             (Some(dir), Some(l)) => OutputFiles::resuming(dir.clone(), l.header.outputs.clone()),
             (out, _) => OutputFiles::new(out.clone()),
         };
         let built = Self::build(&scenario, plugins, threads, files);
-        let (world, schedule, plugin_names) = match built {
+        let (mut world, schedule, plugin_names) = match built {
             Ok(b) => b,
             Err(e) => {
                 if let Some(d) = &created_dir {
@@ -324,10 +330,12 @@ impl Sim {
         let steps = scenario.run.steps;
         let sample_every = steps.div_ceil(100).max(1);
         let text = toml::to_string(&scenario.document).unwrap_or_default();
+        world.resource_mut::<PhaseStats>().account = account.id();
         let mut sim = Sim {
             world,
             schedule,
             pool,
+            account,
             scenario,
             plugin_names,
             estimate: est,
@@ -597,17 +605,18 @@ impl Sim {
             self.stop = Some(Stop::Completed);
             return false;
         }
+        let _charged = self.account.id().enter_scoped();
         let steady = step > self.steady_from;
         if steady && self.world.resource::<ScratchArenas>().per_task_bytes() > self.warmed_per_task
         {
             self.warm_scratch();
         }
         self.world.resource_mut::<PhaseStats>().steady_now = steady;
-        let before = alloc::stats();
+        let before = self.account.id().stats();
         let t = Instant::now();
         self.run_schedule();
         self.loop_seconds += t.elapsed().as_secs_f64();
-        let after = alloc::stats();
+        let after = self.account.id().stats();
         if steady {
             let (n, b) = after.since(&before);
             self.steady_allocs += n;
@@ -760,7 +769,7 @@ impl Sim {
                 0.0
             }
         };
-        let stats = alloc::stats();
+        let stats = self.account.id().stats();
         let ps = self.world.resource::<PhaseStats>();
         let phases = Phase::ALL
             .iter()
