@@ -128,3 +128,36 @@ fn accounts_count_only_their_own_threads() {
     let (n, bytes) = b.id().stats().since(&b0);
     assert!(n >= 1 && bytes >= 80, "{n} allocations, {bytes} bytes");
 }
+
+#[test]
+fn busy_workers_run_nested_parallel_work_and_allocate_nothing() {
+    use microcosm::engine::rayon::prelude::*;
+    let _g = common::serial();
+    for threads in [1, 2, 3] {
+        let account = alloc::Account::open();
+        let pool = microcosm::engine::par::Pool::new(threads, "busy-test", account.id()).unwrap();
+        let xs: Vec<u64> = (0..100_000).collect();
+        let run = || {
+            microcosm::engine::par::with_busy_workers(|| {
+                // Many short parallel regions with serial work between them,
+                // as a step has.
+                (0..200)
+                    .map(|k| {
+                        xs.par_chunks(1000)
+                            .map(|c| c.iter().sum::<u64>() + k)
+                            .sum::<u64>()
+                    })
+                    .sum::<u64>()
+            })
+        };
+        let expect: u64 = (0..200).map(|k| 4_999_950_000 + 100 * k).sum();
+        let (first, second, allocations) = pool.install(|| {
+            let first = run();
+            let before = account.id().stats();
+            let second = run();
+            (first, second, account.id().stats().since(&before).0)
+        });
+        assert_eq!((first, second), (expect, expect), "{threads} threads");
+        assert_eq!(allocations, 0, "{threads} threads");
+    }
+}

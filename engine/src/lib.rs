@@ -48,6 +48,8 @@ pub use bevy_ecs;
 pub use footprint::Footprint;
 pub use phase::{Clock, Phase};
 pub use plugin::{BuildError, Builder, Plugin, PluginConfig, Registry};
+/// The rayon the engine schedules on (plugins write their parallel loops with it).
+pub use rayon;
 pub use scenario::{Invalid, Scenario, ScenarioError};
 pub use sim::{RunOptions, Sim, SimError};
 

@@ -146,6 +146,71 @@ pub fn sum<T: Sync>(
     )
 }
 
+/// Runs `body` on the calling worker while the pool's other workers poll
+/// for work ([`rayon::yield_now`]) instead of going to sleep between
+/// parallel regions, until `body` returns.
+///
+/// rayon parks an idle worker after a few dozen rounds of looking for work,
+/// and waking it costs tens of microseconds: for steps of a few hundred
+/// microseconds with serial parts between their parallel regions, a parked
+/// worker joins each region late. A sim runs its step loop inside this (only
+/// the schedule of work changes, never what is computed or in which order it
+/// is summed). Call it from a worker of the pool (inside `install`); with one
+/// thread, or outside a pool, it just runs `body`. Allocates nothing.
+pub fn with_busy_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
+    let (Some(owner), n) = (rayon::current_thread_index(), rayon::current_num_threads()) else {
+        return body();
+    };
+    if n < 2 {
+        return body();
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (r, ()) = rayon::join(
+        || {
+            let r = body();
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            r
+        },
+        || pollers(n - 1, owner, &stop),
+    );
+    r
+}
+
+/// `k` polling jobs, each stealable by another worker.
+fn pollers(k: usize, owner: usize, stop: &std::sync::atomic::AtomicBool) {
+    match k {
+        0 => {}
+        1 => poll(owner, stop),
+        _ => {
+            rayon::join(|| poll(owner, stop), || pollers(k - 1, owner, stop));
+        }
+    }
+}
+
+/// Runs other jobs of the pool until `stop`. On the owner's own thread it
+/// returns at once: there it would sit on top of `body`'s frames (reached
+/// while `body` waits in a nested join) and never let `body` finish.
+fn poll(owner: usize, stop: &std::sync::atomic::AtomicBool) {
+    if rayon::current_thread_index() == Some(owner) {
+        return;
+    }
+    let mut idle = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle = 0;
+        } else {
+            idle = idle.wrapping_add(1);
+            // Now and then let another runnable thread have the core (an
+            // oversubscribed machine), else stay hot.
+            if idle.is_multiple_of(256) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -689,15 +689,19 @@ impl Sim {
     /// The whole loop runs on one worker of the sim's pool: entering the pool
     /// from outside (as each [`Sim::step`] called from another thread does)
     /// pushes a job into rayon's injector, which allocates a block every 63
-    /// jobs; from inside, each step's `install` runs in place.
+    /// jobs; from inside, each step's `install` runs in place. The other
+    /// workers poll for work between parallel regions instead of parking
+    /// ([`crate::par::with_busy_workers`]).
     pub fn run(&mut self, mut progress: impl FnMut(u64, u64) + Send) {
         let total = self.scenario.run.steps;
         let pool = std::sync::Arc::clone(self.pool.handle());
         pool.install(|| {
-            while self.step() {
+            crate::par::with_busy_workers(|| {
+                while self.step() {
+                    progress(self.clock().step, total);
+                }
                 progress(self.clock().step, total);
-            }
-            progress(self.clock().step, total);
+            })
         });
     }
 
@@ -706,7 +710,7 @@ impl Sim {
     /// benches of small worlds time steps this way.
     pub fn in_pool<R: Send>(&mut self, f: impl FnOnce(&mut Sim) -> R + Send) -> R {
         let pool = std::sync::Arc::clone(self.pool.handle());
-        pool.install(|| f(self))
+        pool.install(|| crate::par::with_busy_workers(|| f(self)))
     }
 
     /// Stops the run after the step in progress once `flag` is non-zero

@@ -126,7 +126,7 @@ impl<F> microcosm_engine::Footprint for SparseBeliefs<F> {
 }
 
 /// Agents per parallel task.
-pub const TASK: usize = 256;
+pub const TASK: usize = 64;
 
 /// A small set of (state, value) pairs with merging adds.
 struct Bag<F, const N: usize> {
