@@ -84,7 +84,7 @@ fn infer_plan_and_act_match_hand_computed_bayes_and_efe() {
     let mut work = vec![[0.0f64; 8]; 4];
     let mut obs = [1u32; 8];
     obs[0] = 0;
-    let (neg8, _) = dense_update::<f64, 8>(&t, &m, q, &mut work, &[0; 8], &obs, true);
+    let (neg8, _) = dense_update::<f64, 8>(&t, q, &mut work, &[0; 8], &obs, true);
     assert!(close(&[q[0][0], q[1][0]], &[0.9, 0.1], 1e-15));
     assert!(close(&[q[0][1], q[1][1]], &[0.1, 0.9], 1e-15));
     let lane0: Vec<f64> = neg8.iter().map(|g| g[0]).collect();
@@ -151,7 +151,7 @@ fn kernel_vs_reference<F: Float, const L: usize>(tol_q: f64, tol_neg: f64) {
         let mut r = Rng::new(9, StreamId::named("test"), step, 0);
         let obs: [u32; L] = std::array::from_fn(|_| r.below(s_n as u64) as u32);
         let (q, _) = b.q.as_chunks_mut::<L>();
-        let (neg, ent) = dense_update::<F, L>(&t, &m, q, &mut work, &prev, &obs, true);
+        let (neg, ent) = dense_update::<F, L>(&t, q, &mut work, &prev, &obs, true);
         for l in 0..L {
             let mut prior = vec![0.0; s_n];
             rf::predict(&m, &refq[l], prev[l] as usize, &mut prior);

@@ -43,6 +43,13 @@ pub struct DenseTables<F> {
     row_len: Vec<u8>,
     /// G_u(s) = AC(succ(s, u)) − H_A(succ(s, u)).
     g: Vec<[F; ACTIONS]>,
+    /// B as a gather: `into[s][u]` is the other state that action `u` moves
+    /// into `s` ([`NONE`] if none; moves are to a neighbour, so there is at
+    /// most one), and bit `u` of `stays[s]` says whether `u` leaves `s` where
+    /// it is. So (B_u q)(s) = [stays] q(s) + q(into), a sum of at most two
+    /// terms: the same bits in any order.
+    into: Vec<[u32; ACTIONS]>,
+    stays: Vec<u8>,
     /// Skip the logarithms of an observation no lane of a block can see
     /// (the same bits either way: off only to test that).
     skip_invisible: bool,
@@ -59,8 +66,20 @@ impl<F: Float> DenseTables<F> {
             row_lik: Vec::with_capacity(s_n),
             row_len: Vec::with_capacity(s_n),
             g: Vec::with_capacity(s_n),
+            into: vec![[NONE; ACTIONS]; s_n],
+            stays: vec![0; s_n],
             skip_invisible: true,
         };
+        for (s, succ) in m.succ.iter().enumerate() {
+            for (u, &to) in succ.iter().enumerate() {
+                if to as usize == s {
+                    t.stays[s] |= 1 << u;
+                } else {
+                    debug_assert_eq!(t.into[to as usize][u], NONE, "two states move into one");
+                    t.into[to as usize][u] = s as u32;
+                }
+            }
+        }
         for o in 0..s_n {
             let (mut idx, mut w, mut lik) = ([o as u32; 5], [F::ZERO; 5], [F::EPS; 5]);
             let mut k = 0;
@@ -87,8 +106,13 @@ impl<F> microcosm_engine::Footprint for DenseTables<F> {
             + self.row_lik.heap_bytes()
             + self.row_len.heap_bytes()
             + self.g.heap_bytes()
+            + self.into.heap_bytes()
+            + self.stays.heap_bytes()
     }
 }
+
+/// No state (see `DenseTables::into`).
+const NONE: u32 = u32::MAX;
 
 /// Every agent's posterior over S states, in blocks of `L` lanes (a resource;
 /// agent `i` is table row `i`).
@@ -229,7 +253,7 @@ fn block<F: Float, const L: usize>(
         prev[l] = a.action;
         ua[l] = F::from_f64(uu);
     }
-    let (neg, h) = update::<F, L>(t, m, q, work, &prev, &obs, entropy);
+    let (neg, h) = update::<F, L>(t, q, work, &prev, &obs, entropy);
     let h_sum: f64 = h[..n].iter().map(|x| x.to_f64()).sum();
     // Act.
     let mut act = [0u8; L];
@@ -287,12 +311,11 @@ pub fn step<F: Float, const L: usize>(
 /// each lane's previous action and new observation: `q` (the block's last
 /// posterior, S lane vectors) becomes the new posterior; returns neg_efe per
 /// action and lane, and each lane's posterior entropy (0 unless `entropy`).
-/// `work` holds 2·S lane vectors; `m` gives B (the successor table).
+/// `work` holds 2·S lane vectors; `t` gives B (as a gather, `into`/`stays`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn update<F: Float, const L: usize>(
     t: &DenseTables<F>,
-    m: &Model,
     q: &mut [[F; L]],
     work: &mut [[F; L]],
     prev: &[u8; L],
@@ -301,26 +324,42 @@ pub fn update<F: Float, const L: usize>(
 ) -> ([[F; L]; ACTIONS], [F; L]) {
     let s_n = t.states;
     let (prior, qn) = work.split_at_mut(s_n);
-    // Prior = B_{last action} q, one masked pass per action present.
+    let zero = [F::ZERO; L];
+    // Prior = B_{last action} q: per state, the lanes whose action keeps
+    // them there, plus per action the lanes it moves in from a neighbour.
     let mut present = [false; ACTIONS];
     for &u in prev {
         present[u as usize] = true;
     }
     if present[1..].iter().any(|&x| x) {
-        prior.fill([F::ZERO; L]);
-        for (u, _) in present.iter().enumerate().filter(|x| *x.1) {
-            let mask: [F; L] = std::array::from_fn(|l| {
+        let mask: [[F; L]; ACTIONS] = std::array::from_fn(|u| {
+            std::array::from_fn(|l| {
                 if prev[l] as usize == u {
                     F::ONE
                 } else {
                     F::ZERO
                 }
-            });
-            for (s, qs) in q.iter().enumerate() {
-                let to = &mut prior[m.succ[s][u] as usize];
-                let (cur, x) = (*to, *qs);
-                *to = std::array::from_fn(|l| mask[l].mul_add(x[l], cur[l]));
+            })
+        });
+        for (s, (to, (into, &stays))) in prior
+            .iter_mut()
+            .zip(t.into.iter().zip(&t.stays))
+            .enumerate()
+        {
+            let mut keep = [F::ZERO; L];
+            for (u, mu) in mask.iter().enumerate() {
+                if stays >> u & 1 == 1 {
+                    keep = std::array::from_fn(|l| keep[l] + mu[l]);
+                }
             }
+            let x = &q[s];
+            let mut acc: [F; L] = std::array::from_fn(|l| keep[l] * x[l]);
+            for u in 1..ACTIONS {
+                let n = into[u];
+                let y = if n == NONE { &zero } else { &q[n as usize] };
+                acc = std::array::from_fn(|l| mask[u][l].mul_add(y[l], acc[l]));
+            }
+            *to = acc;
         }
     } else {
         prior.copy_from_slice(q);
@@ -365,11 +404,11 @@ pub fn update<F: Float, const L: usize>(
         let src: &[[F; L]] = if u == 0 {
             q
         } else {
-            qn.fill([F::ZERO; L]);
-            for (s, qs) in q.iter().enumerate() {
-                let to = &mut qn[m.succ[s][u] as usize];
-                let (cur, x) = (*to, *qs);
-                *to = std::array::from_fn(|l| cur[l] + x[l]);
+            for (s, (to, into)) in qn.iter_mut().zip(&t.into).enumerate() {
+                let stays = F::from_f64((t.stays[s] >> u & 1) as f64);
+                let n = into[u];
+                let (x, y) = (&q[s], if n == NONE { &zero } else { &q[n as usize] });
+                *to = std::array::from_fn(|l| stays.mul_add(x[l], y[l]));
             }
             qn
         };
@@ -425,7 +464,6 @@ mod tests {
 
     struct Update<'a, F: Float, const L: usize> {
         t: &'a DenseTables<F>,
-        m: &'a Model,
         q: Vec<[F; L]>,
         prev: [u8; L],
         obs: [u32; L],
@@ -438,15 +476,8 @@ mod tests {
         #[inline(always)]
         fn run(mut self) -> Self::Out {
             let mut work = vec![[F::ZERO; L]; 2 * self.t.states];
-            let (neg, ent) = update::<F, L>(
-                self.t,
-                self.m,
-                &mut self.q,
-                &mut work,
-                &self.prev,
-                &self.obs,
-                true,
-            );
+            let (neg, ent) =
+                update::<F, L>(self.t, &mut self.q, &mut work, &self.prev, &self.obs, true);
             (self.q, neg, ent)
         }
     }
@@ -478,7 +509,6 @@ mod tests {
             .map(|simd| {
                 simd.run(Update {
                     t: &t,
-                    m: &m,
                     q: q.clone(),
                     prev,
                     obs,
@@ -520,7 +550,7 @@ mod tests {
                 skip_invisible: skip,
                 ..t.clone()
             };
-            let out = update::<F, L>(&t, &m, &mut q, &mut work, &prev, &obs, true);
+            let out = update::<F, L>(&t, &mut q, &mut work, &prev, &obs, true);
             let mut v: Vec<u64> = q.iter().flatten().map(|x| x.to_f64().to_bits()).collect();
             v.extend(
                 out.0
