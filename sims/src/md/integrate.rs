@@ -14,7 +14,7 @@ use microcosm_engine::prelude::*;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::lj::{Forces, Neighbors};
+use super::lj::{Forces, Lanes, Neighbors, Real};
 use super::{AtomType, Position, Species, TimeStep, Velocity};
 
 /// Atoms per rayon task in per-atom loops (fixed: never depends on threads).
@@ -125,33 +125,50 @@ fn kick(
     let Ok(iter) = q.contiguous_iter_mut() else {
         return None;
     };
-    let limit2 = drift.map_or(f64::INFINITY, |l| l * l);
     let mut first: Option<(usize, f64)> = None;
     for (mut pos, mut vel, types) in iter {
         let pos = pos.bypass_change_detection();
         let vel = vel.bypass_change_detection();
-        let bad = pos
-            .par_chunks_mut(CHUNK)
+        let k = Kick {
+            slot_of,
+            types,
+            inv: &inv,
+            dt,
+            drift,
+        };
+        // One match on the force precision, outside the per-atom loop.
+        let bad = match forces {
+            Forces::Mixed(p) => k.run(&p.force, pos, vel),
+            Forces::Double(p) => k.run(&p.force, pos, vel),
+        };
+        first = first.or(bad);
+    }
+    first
+}
+
+/// What a half-kick needs besides the force array.
+struct Kick<'a> {
+    slot_of: &'a [u32],
+    types: Option<&'a [AtomType]>,
+    inv: &'a [f64; 256],
+    dt: f64,
+    drift: Option<f64>,
+}
+
+impl Kick<'_> {
+    /// The kick over all atoms, in fixed chunks; the first bad atom, if any.
+    fn run<F: Real>(
+        &self,
+        force: &[Lanes<F>],
+        pos: &mut [Position],
+        vel: &mut [Velocity],
+    ) -> Option<(usize, f64)> {
+        pos.par_chunks_mut(CHUNK)
             .zip(vel.par_chunks_mut(CHUNK))
             .enumerate()
-            .map(|(k, (pos, vel))| {
-                let mut bad: Option<(usize, f64)> = None;
-                for (i, (x, v)) in pos.iter_mut().zip(vel.iter_mut()).enumerate() {
-                    let row = k * CHUNK + i;
-                    let t = types.map_or(0, |t| t[row].0 as usize);
-                    let f = forces.at(slot_of[row]);
-                    let vn = v.0.as_dvec3() + f * (0.5 * dt * inv[t]);
-                    v.0 = vn.as_vec3();
-                    if drift.is_some() {
-                        let d = v.0.as_dvec3() * dt;
-                        x.0 += d;
-                        let d2 = d.length_squared();
-                        if bad.is_none() && !(d2 <= limit2 && x.0.is_finite()) {
-                            bad = Some((row, if x.0.is_finite() { d2.sqrt() } else { f64::NAN }));
-                        }
-                    }
-                }
-                bad
+            .map(|(k, (pos, vel))| match self.types {
+                Some(t) => self.chunk::<F, true>(force, k * CHUNK, pos, vel, t),
+                None => self.chunk::<F, false>(force, k * CHUNK, pos, vel, &[]),
             })
             .reduce(
                 || None,
@@ -160,10 +177,60 @@ fn kick(
                     (x, None) => x,
                     (None, y) => y,
                 },
-            );
-        first = first.or(bad);
+            )
     }
-    first
+
+    /// One chunk starting at row `start`: v += ½·dt·F/m, and x += dt·v when
+    /// drifting. Flags a bad atom without a branch per atom; only a chunk
+    /// with one is searched again for the first.
+    #[inline(always)]
+    fn chunk<F: Real, const TYPED: bool>(
+        &self,
+        force: &[Lanes<F>],
+        start: usize,
+        pos: &mut [Position],
+        vel: &mut [Velocity],
+        types: &[AtomType],
+    ) -> Option<(usize, f64)> {
+        let half = 0.5 * self.dt;
+        let slots = &self.slot_of[start..start + pos.len()];
+        let limit2 = self.drift.map_or(f64::INFINITY, |l| l * l);
+        let mut ok = true;
+        for (i, ((x, v), &slot)) in pos.iter_mut().zip(vel.iter_mut()).zip(slots).enumerate() {
+            let inv = if TYPED {
+                self.inv[types[start + i].0 as usize]
+            } else {
+                self.inv[0]
+            };
+            let (c, l) = (slot as usize / CLUSTER, slot as usize % CLUSTER);
+            let fc = &force[c];
+            let f = DVec3::new(fc[0][l].to_f64(), fc[1][l].to_f64(), fc[2][l].to_f64());
+            let vn = v.0.as_dvec3() + f * (half * inv);
+            v.0 = vn.as_vec3();
+            if self.drift.is_some() {
+                let d = v.0.as_dvec3() * self.dt;
+                x.0 += d;
+                ok &= d.length_squared() <= limit2 && x.0.is_finite();
+            }
+        }
+        if ok {
+            return None;
+        }
+        // The first atom that moved too far or is not finite (positions
+        // after this step's drift; the displacement is dt·v).
+        pos.iter()
+            .zip(vel.iter())
+            .enumerate()
+            .find_map(|(i, (x, v))| {
+                let d2 = (v.0.as_dvec3() * self.dt).length_squared();
+                (!(d2 <= limit2 && x.0.is_finite())).then(|| {
+                    (
+                        start + i,
+                        if x.0.is_finite() { d2.sqrt() } else { f64::NAN },
+                    )
+                })
+            })
+    }
 }
 
 /// Twice the kinetic energy, Σ m v², by a fixed-order parallel sum.
