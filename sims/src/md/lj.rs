@@ -664,7 +664,10 @@ pub fn update_neighbors(
                         let r = DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q + lo;
                         (p.0 - r).length_squared()
                     })
-                    .fold(0.0, f64::max)
+                    // `f64::max` without its NaN rule (a NaN is skipped
+                    // either way; non-finite atoms are the kick's to
+                    // report), so the loop vectorises.
+                    .fold(0.0, |m, d| if d > m { d } else { m })
             },
             f64::max,
         );
