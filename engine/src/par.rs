@@ -167,13 +167,23 @@ pub fn with_busy_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (r, ()) = rayon::join(
         || {
-            let r = body();
-            stop.store(true, std::sync::atomic::Ordering::Release);
-            r
+            // Set on return and on unwinding: a panicking body must not
+            // leave the pollers spinning (the join would wait for them).
+            let _stop = StopOnDrop(&stop);
+            body()
         },
         || pollers(n - 1, owner, &stop),
     );
     r
+}
+
+/// Stops the pollers when dropped.
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// `k` polling jobs, each stealable by another worker.
@@ -214,6 +224,31 @@ fn poll(owner: usize, stop: &std::sync::atomic::AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicking_body_under_busy_workers_unwinds_instead_of_hanging() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                pool.install(|| {
+                    with_busy_workers(|| {
+                        let s: u64 = (0..1000u64).into_par_iter().sum();
+                        assert_eq!(s, 499_500);
+                        panic!("body fails");
+                    })
+                })
+            }));
+            let _ = tx.send(r.is_err());
+        });
+        let unwound = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("with_busy_workers hung after its body panicked");
+        assert!(unwound);
+    }
 
     #[test]
     fn sum_is_bitwise_identical_across_pool_sizes() {
