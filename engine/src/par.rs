@@ -1,10 +1,16 @@
-//! Fixed-order parallel reductions: the result does not depend on the thread count.
+//! Parallel execution: the sim's thread pool, its busy workers, and
+//! fixed-order parallel reductions.
 //!
-//! The input is cut into chunks of a fixed size (never "one chunk per
-//! thread"); each chunk's partial result is computed in parallel into a slot
-//! of a buffer taken from the scratch arena, and the partials are then folded
-//! in chunk order on one thread. Floating-point sums are therefore the same
-//! bits with 1 or N threads.
+//! * [`Pool`]: a rayon pool whose threads are joined when it is dropped and
+//!   charge their allocations to the sim's [`crate::alloc::Account`].
+//! * [`with_busy_workers`]: while a sim steps, the other workers poll for
+//!   work instead of parking between parallel regions.
+//! * [`map_reduce`] / [`sum`]: the result does not depend on the thread
+//!   count. The input is cut into chunks of a fixed size (never "one chunk
+//!   per thread"); each chunk's partial result is computed in parallel into a
+//!   slot of a buffer taken from the scratch arena, and the partials are then
+//!   folded in chunk order on one thread. Floating-point sums are therefore
+//!   the same bits with 1 or N threads.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
