@@ -77,6 +77,20 @@ impl<T, E: std::fmt::Display> Str<T> for Result<T, E> {
     }
 }
 
+/// Draws a chart's series legend at `at` (one look for every plot).
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    c: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String> {
+    c.configure_series_labels()
+        .position(at)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .s()
+}
+
 /// Registers the embedded font once.
 fn font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -190,12 +204,7 @@ impl Plot {
             }
         }
         if series.len() > 1 {
-            c.configure_series_labels()
-                .label_font(("sans-serif", 14))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .s()?;
+            legend(&mut c, SeriesLabelPosition::MiddleRight)?;
         }
         Ok(())
     }
@@ -337,13 +346,7 @@ impl Plot {
                 Rectangle::new([(px, py - 5), (px + 12, py + 5)], col.filled())
             });
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 13))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()
-            .s()?;
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
