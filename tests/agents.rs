@@ -10,7 +10,7 @@ use microcosm::engine::alloc::CountingAlloc;
 use microcosm::engine::rng::{Rng, StreamId};
 use microcosm::engine::{RunOptions, Scenario, Sim};
 use microcosm::sims::agents::decide::{Precision, decide};
-use microcosm::sims::agents::dense::{DenseBeliefs, DenseTables, update as dense_update};
+use microcosm::sims::agents::dense::{DenseBeliefs, DenseTables, WORK, update as dense_update};
 use microcosm::sims::agents::math::Float;
 use microcosm::sims::agents::reference as rf;
 use microcosm::sims::agents::sparse::{SparseTables, update as sparse_update};
@@ -81,7 +81,7 @@ fn infer_plan_and_act_match_hand_computed_bayes_and_efe() {
     let t = DenseTables::<f64>::new(&m);
     let mut b = DenseBeliefs::<f64>::uniform(8, 2, 8);
     let (q, _) = b.q.as_chunks_mut::<8>();
-    let mut work = vec![[0.0f64; 8]; 4];
+    let mut work = vec![[0.0f64; 8]; WORK * 2];
     let mut obs = [1u32; 8];
     obs[0] = 0;
     let (neg8, _) = dense_update::<f64, 8>(&t, q, &mut work, &[0; 8], &obs, true);
@@ -142,7 +142,7 @@ fn kernel_vs_reference<F: Float, const L: usize>(tol_q: f64, tol_neg: f64) {
     let s_n = m.states;
     let t = DenseTables::<F>::new(&m);
     let mut b = DenseBeliefs::<F>::uniform(L, s_n, L);
-    let mut work = vec![[F::ZERO; L]; 2 * s_n];
+    let mut work = vec![[F::ZERO; L]; WORK * s_n];
     let mut refq: Vec<Vec<f64>> = vec![vec![1.0 / s_n as f64; s_n]; L];
     let mut prev = [0u8; L];
     let mut rwork = vec![0.0; 2 * s_n];

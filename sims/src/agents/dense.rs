@@ -19,6 +19,17 @@
 //! `Σ_s qs(s)·G_u(s)` with `G_u(s) = (AᵀC − H[A])(succ(s, u))` precomputed,
 //! so the one S-long term per action that needs logarithms is `H[qo_u]`.
 //! `qo_u = A·qn_u` is a 5-point stencil over rows of A.
+//!
+//! **Work skipped, same bits.** Where no lane of a block can see
+//! observation o (every `qo ≤ ε`), `ln max(qo, ε)` is `ln ε` in every lane,
+//! so the logarithms are not taken (likewise for the entropy's `ln q`). And
+//! away from walls and edges a move is a translation under which A looks
+//! the same, so `(A B_u q)(o)` is the very same chain of operations as
+//! `(A q)(o′)` for a neighbour o′: its term `qo·ln qo` reuses the values
+//! computed for action 0 at o′ ([`DenseTables::reused`]: half of the
+//! (o, u ≥ 1) pairs on the 10 × 10 grid, 7/8 on 40 × 40). Measured on one
+//! core, alternated runs: gridworld (1,000 agents, 300 steps) 2.46 → 2.86 M
+//! agent-steps/s, 100,000 agents (20 steps) 2.79 → 2.97 M.
 
 use microcosm_engine::simd::Job;
 use rayon::prelude::*;
@@ -50,9 +61,18 @@ pub struct DenseTables<F> {
     /// terms: the same bits in any order.
     into: Vec<[u32; ACTIONS]>,
     stays: Vec<u8>,
-    /// Skip the logarithms of an observation no lane of a block can see
-    /// (the same bits either way: off only to test that).
+    /// Skip the logarithms of an observation no lane of a block can see,
+    /// or of a state no lane believes in (the same bits either way: off
+    /// only to test that).
     skip_invisible: bool,
+    /// `reuse[o][u]` (u ≥ 1): a state o′ such that `(A B_u q)(o)` is, for
+    /// every q, the very same sequence of fused multiply-adds as
+    /// `(A q)(o′)` — same weights, same sources, same order — so its
+    /// entropy term is the one already computed for action 0 at o′
+    /// ([`NONE`]: compute it). True away from walls and edges, where moving
+    /// is a translation and A looks the same at o and o′ (see
+    /// [`DenseTables::new`]).
+    reuse: Vec<[u32; ACTIONS]>,
 }
 
 impl<F: Float> DenseTables<F> {
@@ -69,6 +89,7 @@ impl<F: Float> DenseTables<F> {
             into: vec![[NONE; ACTIONS]; s_n],
             stays: vec![0; s_n],
             skip_invisible: true,
+            reuse: vec![[NONE; ACTIONS]; s_n],
         };
         for (s, succ) in m.succ.iter().enumerate() {
             for (u, &to) in succ.iter().enumerate() {
@@ -95,7 +116,70 @@ impl<F: Float> DenseTables<F> {
             t.row_len.push(k as u8);
             t.g.push(m.succ[o].map(|x| F::from_f64(m.ac[x as usize] - m.h_a[x as usize])));
         }
+        t.reuse = t.reuse_table();
         t
+    }
+
+    /// `reuse` (see the field). The kernel computes `(A src)(o)` as
+    /// `w₄·x₄ + (w₃·x₃ + (… + w₀·x₀))` over row o's entries, where `src` is
+    /// q for action 0 and `B_u q` otherwise, with
+    /// `(B_u q)(s) = [stays]·q(s) + q(into)`. An entry whose weight is 0 or
+    /// whose source is the zero vector adds exactly 0 (q ≥ 0); an entry of
+    /// `B_u q` with one term is exactly that q entry (`1·x + 0`, `0·x + y`).
+    /// So two rows with the same list of (weight, q index) after dropping
+    /// the zero entries give the same bits; a row with a two-term entry is
+    /// never reused.
+    fn reuse_table(&self) -> Vec<[u32; ACTIONS]> {
+        let s_n = self.states;
+        // One entry: (weight bits, q index).
+        let expr = |o: usize, u: usize| -> Option<Vec<(u64, u32)>> {
+            let mut e = Vec::with_capacity(5);
+            for k in 0..self.row_len[o] as usize {
+                let w = self.row_w[o][k];
+                let s = self.row_idx[o][k] as usize;
+                if w == F::ZERO {
+                    continue;
+                }
+                let src = if u == 0 {
+                    Some(s as u32)
+                } else {
+                    let (stays, into) = (self.stays[s] >> u & 1 == 1, self.into[s][u]);
+                    match (stays, into != NONE) {
+                        (true, true) => return None,
+                        (true, false) => Some(s as u32),
+                        (false, true) => Some(into),
+                        (false, false) => None,
+                    }
+                };
+                if let Some(src) = src {
+                    e.push((w.to_f64().to_bits(), src));
+                }
+            }
+            Some(e)
+        };
+        let plain: std::collections::HashMap<Vec<(u64, u32)>, u32> = (0..s_n)
+            .rev()
+            .filter_map(|o| expr(o, 0).map(|e| (e, o as u32)))
+            .collect();
+        (0..s_n)
+            .map(|o| {
+                std::array::from_fn(|u| match u {
+                    0 => NONE,
+                    _ => expr(o, u)
+                        .and_then(|e| plain.get(&e).copied())
+                        .unwrap_or(NONE),
+                })
+            })
+            .collect()
+    }
+
+    /// Pairs (o, u ≥ 1) whose observation entropy term is reused from
+    /// action 0 (of S·(U − 1)).
+    pub fn reused(&self) -> usize {
+        self.reuse
+            .iter()
+            .map(|r| r[1..].iter().filter(|&&x| x != NONE).count())
+            .sum()
     }
 }
 
@@ -108,6 +192,7 @@ impl<F> microcosm_engine::Footprint for DenseTables<F> {
             + self.g.heap_bytes()
             + self.into.heap_bytes()
             + self.stays.heap_bytes()
+            + self.reuse.heap_bytes()
     }
 }
 
@@ -170,6 +255,10 @@ impl<F> microcosm_engine::Footprint for DenseBeliefs<F> {
     }
 }
 
+/// Lane vectors per state of a task's work space: the prior (then A q for
+/// action 0), B_u q, and the logarithms for action 0.
+pub const WORK: usize = 3;
+
 /// Blocks of agents per parallel task (fixed: task boundaries never depend
 /// on the thread count).
 pub const BLOCKS: usize = 1;
@@ -190,7 +279,7 @@ pub struct Task<'a, F: Float, const L: usize> {
     pub q: &'a mut [[F; L]],
     /// The task's agents.
     pub agents: &'a mut [Agent],
-    /// Work space: 2·S lane vectors.
+    /// Work space: [`WORK`]·S lane vectors.
     pub work: &'a mut [[F; L]],
     /// Whether to sum the posterior entropies.
     pub entropy: bool,
@@ -282,7 +371,7 @@ pub fn step<F: Float, const L: usize>(
     let s_n = t.states;
     let DenseBeliefs { q, partial, .. } = beliefs;
     let (q, _) = q.as_chunks_mut::<L>();
-    scratch.reserve_per_task(2 * s_n * std::mem::size_of::<[F; L]>());
+    scratch.reserve_per_task(WORK * s_n * std::mem::size_of::<[F; L]>());
     partial
         .par_iter_mut()
         .zip(q.par_chunks_mut(s_n * BLOCKS))
@@ -290,7 +379,7 @@ pub fn step<F: Float, const L: usize>(
         .enumerate()
         .for_each(|(i, ((out, q), agents))| {
             scratch.with(|bump| {
-                let work = bump.alloc_slice_fill_copy(2 * s_n, [F::ZERO; L]);
+                let work = bump.alloc_slice_fill_copy(WORK * s_n, [F::ZERO; L]);
                 *out = simd.run(Task::<F, L> {
                     t,
                     m,
@@ -311,7 +400,8 @@ pub fn step<F: Float, const L: usize>(
 /// each lane's previous action and new observation: `q` (the block's last
 /// posterior, S lane vectors) becomes the new posterior; returns neg_efe per
 /// action and lane, and each lane's posterior entropy (0 unless `entropy`).
-/// `work` holds 2·S lane vectors; `t` gives B (as a gather, `into`/`stays`).
+/// `work` holds [`WORK`]·S lane vectors; `t` gives B (as a gather,
+/// `into`/`stays`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn update<F: Float, const L: usize>(
@@ -323,7 +413,9 @@ pub fn update<F: Float, const L: usize>(
     entropy: bool,
 ) -> ([[F; L]; ACTIONS], [F; L]) {
     let s_n = t.states;
-    let (prior, qn) = work.split_at_mut(s_n);
+    assert!(work.len() >= WORK * s_n, "work space: {WORK}·S lane vectors");
+    let (prior, rest) = work.split_at_mut(s_n);
+    let (qn, ln0) = rest.split_at_mut(s_n);
     let zero = [F::ZERO; L];
     // Prior = B_{last action} q: per state, the lanes whose action keeps
     // them there, plus per action the lanes it moves in from a neighbour.
@@ -389,16 +481,26 @@ pub fn update<F: Float, const L: usize>(
             qs[l] = qs[l] / z[l];
         }
     }
+    let ln_eps = eps.ln();
     let mut ent = [F::ZERO; L];
     if entropy {
         for qs in q.iter() {
-            for l in 0..L {
-                ent[l] = (F::ZERO - qs[l]).mul_add(qs[l].max(eps).ln(), ent[l]);
+            // As in the plan below: where every lane is at or under ε,
+            // ln(max(q, ε)) is ln ε in every lane.
+            if t.skip_invisible && qs.iter().all(|&x| x <= eps) {
+                for l in 0..L {
+                    ent[l] = (F::ZERO - qs[l]).mul_add(ln_eps, ent[l]);
+                }
+            } else {
+                for l in 0..L {
+                    ent[l] = (F::ZERO - qs[l]).mul_add(qs[l].max(eps).ln(), ent[l]);
+                }
             }
         }
     }
-    // Plan: neg_efe_u = H[A qn_u] + Σ_s q(s) G_u(s).
-    let ln_eps = eps.ln();
+    // Plan: neg_efe_u = H[A qn_u] + Σ_s q(s) G_u(s). The prior is spent:
+    // its space keeps A q (action 0) for the rows that other actions reuse.
+    let qo0 = prior;
     let mut neg = [[F::ZERO; L]; ACTIONS];
     for (u, negu) in neg.iter_mut().enumerate() {
         let src: &[[F; L]] = if u == 0 {
@@ -415,6 +517,18 @@ pub fn update<F: Float, const L: usize>(
         let mut h = [F::ZERO; L];
         let mut d = [F::ZERO; L];
         for (o, qs_o) in q.iter().enumerate() {
+            let g = t.g[o][u];
+            for l in 0..L {
+                d[l] = qs_o[l].mul_add(g, d[l]);
+            }
+            let r = t.reuse[o][u];
+            if r != NONE {
+                let (qo, lq) = (&qo0[r as usize], &ln0[r as usize]);
+                for l in 0..L {
+                    h[l] = qo[l].mul_add(lq[l], h[l]);
+                }
+                continue;
+            }
             let (idx, w) = (&t.row_idx[o], &t.row_w[o]);
             let (x0, x1, x2, x3, x4) = (
                 &src[idx[0] as usize],
@@ -423,7 +537,6 @@ pub fn update<F: Float, const L: usize>(
                 &src[idx[3] as usize],
                 &src[idx[4] as usize],
             );
-            let g = t.g[o][u];
             let qo: [F; L] = std::array::from_fn(|l| {
                 w[4].mul_add(
                     x4[l],
@@ -436,17 +549,17 @@ pub fn update<F: Float, const L: usize>(
             // Where no lane can see observation o (every qo ≤ ε, as for
             // most o once beliefs are sharp), ln(max(qo, ε)) is ln ε in
             // every lane: the same bits without the logarithms.
-            if t.skip_invisible && qo.iter().all(|&x| x <= eps) {
-                for l in 0..L {
-                    h[l] = qo[l].mul_add(ln_eps, h[l]);
-                }
+            let lq: [F; L] = if t.skip_invisible && qo.iter().all(|&x| x <= eps) {
+                [ln_eps; L]
             } else {
-                for l in 0..L {
-                    h[l] = qo[l].mul_add(qo[l].max(eps).ln(), h[l]);
-                }
-            }
+                std::array::from_fn(|l| qo[l].max(eps).ln())
+            };
             for l in 0..L {
-                d[l] = qs_o[l].mul_add(g, d[l]);
+                h[l] = qo[l].mul_add(lq[l], h[l]);
+            }
+            if u == 0 {
+                qo0[o] = qo;
+                ln0[o] = lq;
             }
         }
         for l in 0..L {
@@ -475,7 +588,7 @@ mod tests {
         type Out = Out<F, L>;
         #[inline(always)]
         fn run(mut self) -> Self::Out {
-            let mut work = vec![[F::ZERO; L]; 2 * self.t.states];
+            let mut work = vec![[F::ZERO; L]; WORK * self.t.states];
             let (neg, ent) =
                 update::<F, L>(self.t, &mut self.q, &mut work, &self.prev, &self.obs, true);
             (self.q, neg, ent)
@@ -530,24 +643,21 @@ mod tests {
         assert!(bits(&runs[0]).iter().all(|x| x.is_finite()));
     }
 
-    /// Sharp beliefs (every agent sure of one of a few states): most
-    /// observations are invisible to every lane, and skipping their
-    /// logarithms changes no bit.
-    fn skipping_changes_nothing<F: Float, const L: usize>() {
-        let map = Map::open(8, 8);
-        let m = Model::new(&map, &[], 0.9, 4.0).unwrap();
-        let t = DenseTables::<F>::new(&m);
+    /// The update with its shortcuts (skipped logarithms, reused rows)
+    /// and without them give the same bits.
+    fn shortcuts_change_nothing<F: Float, const L: usize>(m: &Model, q: &[[F; L]], obs: [u32; L]) {
+        let t = DenseTables::<F>::new(m);
         let s_n = m.states;
-        let tiny = F::from_f64(1e-30);
-        let q: Vec<[F; L]> = (0..s_n)
-            .map(|s| std::array::from_fn(|l| if s == (l % 3) * 2 { F::ONE } else { tiny }))
-            .collect();
         let prev = std::array::from_fn(|l| (l % ACTIONS) as u8);
-        let obs = std::array::from_fn(|l| ((l % 3) * 2) as u32);
-        let run = |skip: bool| {
-            let (mut q, mut work) = (q.clone(), vec![[F::ZERO; L]; 2 * s_n]);
+        let run = |shortcuts: bool| {
+            let (mut q, mut work) = (q.to_vec(), vec![[F::ZERO; L]; WORK * s_n]);
             let t = DenseTables {
-                skip_invisible: skip,
+                skip_invisible: shortcuts,
+                reuse: if shortcuts {
+                    t.reuse.clone()
+                } else {
+                    vec![[NONE; ACTIONS]; s_n]
+                },
                 ..t.clone()
             };
             let out = update::<F, L>(&t, &mut q, &mut work, &prev, &obs, true);
@@ -564,10 +674,62 @@ mod tests {
         assert_eq!(run(true), run(false));
     }
 
+    /// Sharp beliefs (every agent sure of one of a few states), where most
+    /// observations are invisible to every lane, and spread beliefs on a
+    /// map with walls.
+    fn shortcuts<F: Float, const L: usize>() {
+        let m = Model::new(&Map::open(8, 8), &[], 0.9, 4.0).unwrap();
+        let tiny = F::from_f64(1e-30);
+        let q: Vec<[F; L]> = (0..m.states)
+            .map(|s| std::array::from_fn(|l| if s == (l % 3) * 2 { F::ONE } else { tiny }))
+            .collect();
+        shortcuts_change_nothing::<F, L>(&m, &q, std::array::from_fn(|l| ((l % 3) * 2) as u32));
+        let map = Map::parse("......\n.#..#.\n..G...\n.#....\n").unwrap();
+        let m = Model::new(&map, &[], 0.85, 3.0).unwrap();
+        let q: Vec<[F; L]> = (0..m.states)
+            .map(|s| {
+                std::array::from_fn(|l| {
+                    F::from_f64(((s * 7 + l * 13) % 11) as f64 / (5.0 * m.states as f64))
+                })
+            })
+            .collect();
+        shortcuts_change_nothing::<F, L>(
+            &m,
+            &q,
+            std::array::from_fn(|l| ((l * 3) % m.states) as u32),
+        );
+    }
+
     #[test]
-    fn skipped_logarithms_change_no_bit() {
-        skipping_changes_nothing::<f32, 64>();
-        skipping_changes_nothing::<f64, 32>();
+    fn skipped_logarithms_and_reused_rows_change_no_bit() {
+        shortcuts::<f32, 64>();
+        shortcuts::<f64, 32>();
+    }
+
+    /// On an open n × n grid a move is a translation: for "up", entry t of
+    /// row o reads `(B_up q)(t) = q(t + n)`, so row o matches row o + n
+    /// when each neighbour t of o has the degree of t + n (A's weight is
+    /// (1 − p)/deg). For o in row r that asks rows r − 1 ..= r + 2 to be
+    /// interior (1 ..= n − 2): r in 2 ..= n − 4, n − 5 rows of n cells, and
+    /// the same count for each of the four moves. Nothing else matches (a
+    /// row at the edge has a two-term or a missing entry, or a weight
+    /// (1 − p)/3 where its image has (1 − p)/4).
+    #[test]
+    fn reused_rows_are_the_interior_translations() {
+        for n in [5u32, 6, 10, 17] {
+            let m = Model::new(&Map::open(n, n), &[], 0.9, 4.0).unwrap();
+            let t = DenseTables::<f32>::new(&m);
+            let n = n as usize;
+            assert_eq!(t.reused(), 4 * (n - 5) * n, "{n} × {n}");
+            for o in 0..n * n {
+                let (r, c) = (o / n, o % n);
+                let up = t.reuse[o][1];
+                assert_eq!(up != NONE, (2..=n - 4).contains(&r), "up at ({r}, {c})");
+                if up != NONE {
+                    assert_eq!(up as usize, o + n);
+                }
+            }
+        }
     }
 
     #[test]
