@@ -413,7 +413,10 @@ pub fn update<F: Float, const L: usize>(
     entropy: bool,
 ) -> ([[F; L]; ACTIONS], [F; L]) {
     let s_n = t.states;
-    assert!(work.len() >= WORK * s_n, "work space: {WORK}·S lane vectors");
+    assert!(
+        work.len() >= WORK * s_n,
+        "work space: {WORK}·S lane vectors"
+    );
     let (prior, rest) = work.split_at_mut(s_n);
     let (qn, ln0) = rest.split_at_mut(s_n);
     let zero = [F::ZERO; L];
