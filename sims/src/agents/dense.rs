@@ -377,6 +377,10 @@ pub fn step<F: Float, const L: usize>(
         .zip(q.par_chunks_mut(s_n * BLOCKS))
         .zip(agents.par_chunks_mut(L * BLOCKS))
         .enumerate()
+        // Split down to single tasks, so an idle worker can steal one at the
+        // end (rayon would otherwise run runs of 4 tasks without splitting:
+        // at 1,000 agents, 2-thread steps were ~5% slower).
+        .with_max_len(1)
         .for_each(|(i, ((out, q), agents))| {
             scratch.with(|bump| {
                 let work = bump.alloc_slice_fill_copy(WORK * s_n, [F::ZERO; L]);

@@ -378,6 +378,10 @@ pub fn step<F: Float, const L: usize>(
         .zip(prob.par_chunks_mut(TASK * k))
         .zip(agents.par_chunks_mut(TASK))
         .enumerate()
+        // Split down to single tasks, so an idle worker can steal one at the
+        // end (rayon would otherwise run runs of 4 tasks without splitting:
+        // at 1,000 agents, 2-thread steps were ~5% slower).
+        .with_max_len(1)
         .for_each(|(i, (((out, idx), prob), agents))| {
             *out = simd.run(Task::<F, L> {
                 t,
