@@ -60,6 +60,14 @@ impl Pool {
                 Ok(())
             })
             .build()?;
+        // A worker's first look for work in another's deque registers it
+        // with crossbeam's epoch GC (and its thread-local destructors with
+        // std): allocations, once per thread. Under load a worker may get
+        // no CPU until a sim's steady steps and make them there; so every
+        // worker looks once now.
+        pool.broadcast(|_| {
+            rayon::yield_now();
+        });
         Ok(Pool {
             pool: Some(Arc::new(pool)),
             threads: handles,
