@@ -530,3 +530,36 @@ fn a_belief_that_cannot_be_normalised_stops_the_run_naming_the_agent() {
         }
     }
 }
+
+/// `agents/crowd-1m`'s last step wrote occupancy.csv by counting agents per
+/// state in scratch: 4 MB for 10⁶ states, an arena grown (a heap
+/// allocation) in a steady step. The counts now live in a resource sized at
+/// build. A 300 × 300 open grid (90,000 states: 360 kB of counts, far above
+/// a warm arena) with 64 agents, to the last step with an output directory.
+#[test]
+fn occupancy_on_a_large_map_allocates_nothing_at_the_last_step() {
+    let _g = common::serial();
+    let dir = common::temp_dir("agents-occupancy-large");
+    let mut s = common::bundled(
+        "agents/crowd-1m",
+        &[
+            "run.steps=12",
+            "plugins.gridworld.size=[300, 300]",
+            "plugins.gridworld.goals=[45150]",
+            "plugins.agents.count=64",
+        ],
+        2,
+        Some(dir.clone()),
+    );
+    s.run(|_, _| {});
+    let r = s.finish().unwrap();
+    assert_eq!(r.memory.steady_state.heap_allocations, 0);
+    let csv = std::fs::read_to_string(dir.join("occupancy.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 300 * 300);
+    let agents: u64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(agents, 64);
+}

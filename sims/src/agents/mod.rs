@@ -433,7 +433,12 @@ impl Agents {
         b.insert_resource(cols);
         b.add_systems(Phase::Measure, agent_metrics.run_if(sample_step));
         let file = b.output_file("occupancy.csv")?;
-        b.insert_resource(OccupancyFile(file));
+        let count = if file.is_some() {
+            vec![0; model.states]
+        } else {
+            Vec::new()
+        };
+        b.insert_resource_with_footprint(Occupancy { file, count });
         b.add_systems(Phase::Output, write_occupancy);
         b.memory_unit("agent", n as u64);
         b.spawn_batch(starts.into_iter().map(|pos| Agent {
@@ -663,9 +668,21 @@ fn environment(
     }
 }
 
-/// occupancy.csv, written at the last step.
-#[derive(Resource, Debug, Clone, Copy)]
-struct OccupancyFile(Option<FileId>);
+/// occupancy.csv, written at the last step, and its per-state counts
+/// (allocated when the run has an output directory, at build: counting into
+/// scratch made the last step of `agents/crowd-1m` grow an arena by 4 MB, a
+/// heap allocation in a steady step).
+#[derive(Resource, Debug, Clone)]
+struct Occupancy {
+    file: Option<FileId>,
+    count: Vec<u32>,
+}
+
+impl microcosm_engine::Footprint for Occupancy {
+    fn heap_bytes(&self) -> usize {
+        self.count.heap_bytes()
+    }
+}
 
 /// At the last step: `x,y,agents` for every free cell (row-major, y down as
 /// in the map), for occupancy maps.
@@ -673,28 +690,26 @@ fn write_occupancy(
     q: Query<&Agent>,
     model: Res<Model>,
     clock: Res<Clock>,
-    file: Res<OccupancyFile>,
-    scratch: Res<ScratchArenas>,
+    mut occupancy: ResMut<Occupancy>,
     mut files: ResMut<OutputFiles>,
 ) {
-    let Some(id) = file.0 else { return };
+    let Occupancy { file, count } = &mut *occupancy;
+    let Some(id) = *file else { return };
     if clock.step != clock.last_step {
         return;
     }
-    scratch.with(|bump| {
-        let count = bump.alloc_slice_fill_copy(model.states, 0u32);
-        for a in q.iter() {
-            count[a.pos as usize] += 1;
+    count.fill(0);
+    for a in q.iter() {
+        count[a.pos as usize] += 1;
+    }
+    let w = model.width;
+    files.write(id, |out| {
+        writeln!(out, "x,y,agents")?;
+        for (s, &c) in count.iter().enumerate() {
+            let cell = model.cell_of[s];
+            writeln!(out, "{},{},{c}", cell % w, cell / w)?;
         }
-        let w = model.width;
-        files.write(id, |out| {
-            writeln!(out, "x,y,agents")?;
-            for (s, &c) in count.iter().enumerate() {
-                let cell = model.cell_of[s];
-                writeln!(out, "{},{},{c}", cell % w, cell / w)?;
-            }
-            Ok(())
-        });
+        Ok(())
     });
 }
 
