@@ -228,8 +228,9 @@ impl Slope {
 /// a run samples ~100 times, which at 100 steps of a small world was a
 /// third of each step).
 pub struct Rss {
+    /// `/proc/self/statm` and the page size.
     #[cfg(target_os = "linux")]
-    statm: Option<std::fs::File>,
+    statm: Option<(std::fs::File, u64)>,
     sys: Option<sysinfo::System>,
     pid: Option<sysinfo::Pid>,
 }
@@ -239,7 +240,7 @@ impl Default for Rss {
         #[cfg(target_os = "linux")]
         if let Ok(f) = std::fs::File::open("/proc/self/statm") {
             return Rss {
-                statm: Some(f),
+                statm: Some((f, page_size::get() as u64)),
                 sys: None,
                 pid: None,
             };
@@ -257,8 +258,8 @@ impl Rss {
     /// Current RSS in bytes (0 where the platform does not tell).
     pub fn sample(&mut self) -> u64 {
         #[cfg(target_os = "linux")]
-        if let Some(f) = &self.statm {
-            return statm_resident(f).unwrap_or(0);
+        if let Some((f, page)) = &self.statm {
+            return statm_resident_pages(f).map_or(0, |n| n * page);
         }
         let (Some(pid), Some(sys)) = (self.pid, self.sys.as_mut()) else {
             return 0;
@@ -272,16 +273,14 @@ impl Rss {
     }
 }
 
-/// Resident bytes from `/proc/self/statm` ("size resident shared …", in
-/// pages).
+/// Resident pages from `/proc/self/statm` ("size resident shared …").
 #[cfg(target_os = "linux")]
-fn statm_resident(f: &std::fs::File) -> Option<u64> {
+fn statm_resident_pages(f: &std::fs::File) -> Option<u64> {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 128];
     let n = f.read_at(&mut buf, 0).ok()?;
     let text = std::str::from_utf8(&buf[..n]).ok()?;
-    let pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size::get() as u64)
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// memory.json: the field names are a contract (DESIGN.md); fields may be added.
