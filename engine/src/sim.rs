@@ -24,6 +24,14 @@ use crate::plugin::{BuildError, Builder, Plugins, Registry, Slot};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::scratch::ScratchArenas;
 
+/// Least wall time between two RSS readings. A run takes ~100 memory
+/// samples whatever its length, and a reading (`/proc/self/statm`) costs
+/// ~1 µs: for a 100-step run of 1,000 agents (30–60 µs a step) that was 2–4%
+/// of every step, on one thread. Samples closer than this repeat the last
+/// reading (live heap bytes are read every sample); the last step always
+/// reads. RSS then costs at most ~0.1% of a run's time.
+const RSS_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The label of the step schedule.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Step;
@@ -183,6 +191,9 @@ pub struct Sim {
     rss: Rss,
     rss_start: u64,
     rss_peak: u64,
+    /// The last RSS reading and when it was taken (see [`RSS_EVERY`]).
+    rss_last: u64,
+    rss_read_at: Instant,
     setup_bytes: u64,
     alloc_start: alloc::AllocStats,
     setup_seconds: f64,
@@ -342,6 +353,8 @@ impl Sim {
             rss,
             rss_start,
             rss_peak: rss_start,
+            rss_last: rss_start,
+            rss_read_at: Instant::now(),
             setup_bytes: 0,
             alloc_start,
             setup_seconds: 0.0,
@@ -583,7 +596,12 @@ impl Sim {
     }
 
     fn sample_memory(&mut self, step: u64) {
-        let rss = self.rss.sample();
+        let now = Instant::now();
+        if step == self.scenario.run.steps || now.duration_since(self.rss_read_at) >= RSS_EVERY {
+            self.rss_last = self.rss.sample();
+            self.rss_read_at = now;
+        }
+        let rss = self.rss_last;
         self.rss_peak = self.rss_peak.max(rss);
         if self.samples.len() < self.samples.capacity() {
             self.samples.push(MemorySample {
