@@ -654,7 +654,7 @@ pub fn update_neighbors(
         let max2 = par::map_reduce(
             &scratch,
             pos,
-            par::CHUNK,
+            ATOM_CHUNK,
             0.0f64,
             |start, c| {
                 c.iter()
@@ -679,7 +679,7 @@ pub fn update_neighbors(
         due && (first || !neigh.policy.check || neigh.moved_before + moved > 0.5 * neigh.skin);
     if rebuild {
         let bx = bx.0;
-        pos.par_chunks_mut(par::CHUNK).for_each(|c| {
+        pos.par_chunks_mut(ATOM_CHUNK).for_each(|c| {
             for p in c {
                 p.0 = DVec3::from_array(bx.wrap(p.0.to_array()));
             }
@@ -711,10 +711,10 @@ fn set_reference(
     neigh.x_build.resize(n, [0; 3]);
     let xb = &mut neigh.x_build;
     neigh.x_err = scratch.with(|bump| {
-        let err = bump.alloc_slice_fill_copy(n.div_ceil(par::CHUNK), 0.0f64);
+        let err = bump.alloc_slice_fill_copy(n.div_ceil(ATOM_CHUNK), 0.0f64);
         err.par_iter_mut()
-            .zip(xb.par_chunks_mut(par::CHUNK))
-            .zip(pos.par_chunks(par::CHUNK))
+            .zip(xb.par_chunks_mut(ATOM_CHUNK))
+            .zip(pos.par_chunks(ATOM_CHUNK))
             .for_each(|((e, xs), ps)| {
                 for (x, p) in xs.iter_mut().zip(ps) {
                     // Nearest step (`as` saturates to 0..=65535; the error
@@ -911,6 +911,11 @@ fn pack<F: Real>(
 
 /// Clusters per rayon task when packing.
 const PACK_CHUNK: usize = 256;
+
+/// Atoms per rayon task in the displacement check and the reference
+/// positions (a maximum: exact for any chunking), small enough that 2
+/// threads share them at 4,000 atoms.
+const ATOM_CHUNK: usize = 1024;
 
 struct Ctx<'a, F> {
     list: &'a ClusterPairList,
