@@ -11,6 +11,10 @@ use super::{AtomType, Position, SimBox, Species, Velocity};
 
 /// An fcc lattice of `cells` unit cells at reduced number density `density`
 /// (LAMMPS `lattice fcc ρ*`: lattice constant (4/ρ*)^⅓, 4 atoms per cell).
+/// Atoms are numbered cell by cell with x slowest and z fastest (LAMMPS's
+/// `create_atoms` has x fastest), the order of the neighbour list's
+/// columns; atom i is row i, line i of each `traj.xyz` frame, and draws
+/// velocity stream i.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lattice {
