@@ -11,9 +11,9 @@ use super::{AtomType, Position, SimBox, Species, Velocity};
 
 /// An fcc lattice of `cells` unit cells at reduced number density `density`
 /// (LAMMPS `lattice fcc ρ*`: lattice constant (4/ρ*)^⅓, 4 atoms per cell).
-/// Atoms are numbered cell by cell with x slowest and z fastest (LAMMPS's
-/// `create_atoms` has x fastest), the order of the neighbour list's
-/// columns; atom i is row i, line i of each `traj.xyz` frame, and draws
+/// Atoms are numbered cell by cell with y slowest, then x, and z fastest
+/// (LAMMPS's `create_atoms` has x fastest), the order of the neighbour
+/// list's columns; atom i is row i, line i of each `traj.xyz` frame, and draws
 /// velocity stream i.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,14 +85,14 @@ impl Atoms {
                 [0.0, 0.5, 0.5],
             ];
             let mut atoms = Vec::with_capacity(4 * l.cells.iter().product::<u32>() as usize);
-            // Column order: x slowest, then y, z, basis atom — the order of
-            // the neighbour list's x-y columns with z inside (LAMMPS's
-            // create_atoms has x fastest). Rows then start close to cluster
+            // Column order: y slowest, then x, z, basis atom — the order of
+            // the neighbour list's x-y columns (y-major) with z inside
+            // (LAMMPS's create_atoms has x fastest). Rows then start close to cluster
             // order, so the per-step packing and the kicks' force gathers
             // walk memory nearly in sequence: 7% faster steps at 256,000
             // atoms, 2.5% at 32,000 (paired runs, same binary otherwise).
-            for i in 0..l.cells[0] {
-                for j in 0..l.cells[1] {
+            for j in 0..l.cells[1] {
+                for i in 0..l.cells[0] {
                     for k in 0..l.cells[2] {
                         for bs in basis {
                             let p =
