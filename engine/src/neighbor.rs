@@ -25,6 +25,16 @@
 //! the same order with 1 or N threads. [`ClusterPairList::color_windows`] hands
 //! out the disjoint slices safely (`split_at_mut`).
 //!
+//! **Small systems** have few tasks per colour (4,000 LJ atoms: ~2, as the
+//! window is a third of the clusters), so 2 threads would mostly wait at the
+//! 16 colour barriers. When there are fewer than 4 per colour
+//! ([`ClusterPairList::spills`]), a pass runs as [`SPILL_TASKS`] tasks at
+//! once instead: each writes its own clusters in place and the clusters
+//! ahead of them that it reaches into its own spill buffer; afterwards each
+//! cluster adds its spilled values in task order ([`SpillPlan`]). Fixed
+//! tasks, fixed order: the same bits on any thread count (not the same bits
+//! as the colour pass).
+//!
 //! **Pruning.** Kernels may re-partition each i-cluster's entries in place
 //! ([`ClusterPairList::prune_chunks`]): the entries kept come first, the others
 //! are flagged and follow; [`ClusterPairList::active_entries`] yields the kept
@@ -690,6 +700,74 @@ impl ClusterPairList {
         self.task_start.len().saturating_sub(1)
     }
 
+    /// Whether force passes should run as [`SPILL_TASKS`] spill tasks instead
+    /// of colour tasks: when the colours have fewer than 4 tasks each (small
+    /// systems: 4,000 LJ atoms have ~2), 2 threads wait at 16 colour
+    /// barriers a pass. Depends on the list only.
+    pub fn spills(&self) -> bool {
+        self.tasks() < SPILL_BELOW * COLORS
+    }
+
+    /// Spill task `t`: its first and end cluster and its spill length (how
+    /// many clusters ahead of its own it reaches).
+    fn spill_task(&self, t: usize) -> (usize, usize, usize) {
+        let nc = self.clusters();
+        let (a, b) = (t * nc / SPILL_TASKS, (t + 1) * nc / SPILL_TASKS);
+        (a, b, self.window.min(nc - (b - a)))
+    }
+
+    /// Values the spill buffers of one pass hold (one per cluster reached).
+    pub fn spill_len(&self) -> usize {
+        (0..SPILL_TASKS).map(|t| self.spill_task(t).2).sum()
+    }
+
+    /// The [`SPILL_TASKS`] spill tasks, which may all run at once: task `t`
+    /// owns clusters `[t·nc/K, (t+1)·nc/K)` of `data` (one value per
+    /// cluster) and writes the clusters ahead of them it reaches into its
+    /// part of `spill` (at least [`ClusterPairList::spill_len`] values, which
+    /// the caller zeroes). [`ClusterPairList::spill_sources`] says where each
+    /// cluster's spilled values are, to add them in task order afterwards.
+    pub fn spill_windows<'a, 'b, T>(
+        &self,
+        data: &'a mut [T],
+        spill: &'a mut [T],
+        bump: &'b bumpalo::Bump,
+    ) -> bumpalo::collections::Vec<'b, SpillWindow<'a, T>> {
+        let nc = self.clusters();
+        let mut out = bumpalo::collections::Vec::with_capacity_in(SPILL_TASKS, bump);
+        let (mut data, mut spill) = (&mut data[..nc], spill);
+        for t in 0..SPILL_TASKS {
+            let (a, b, len) = self.spill_task(t);
+            let (own, d) = std::mem::take(&mut data).split_at_mut(b - a);
+            let (sp, r) = std::mem::take(&mut spill).split_at_mut(len);
+            (data, spill) = (d, r);
+            out.push(SpillWindow {
+                clusters: a as u32..b as u32,
+                base: a,
+                nc,
+                own,
+                spill: sp,
+            });
+        }
+        out
+    }
+
+    /// Where the spill tasks of [`ClusterPairList::spill_windows`] put each
+    /// cluster's spilled values ([`SpillPlan::sources`]).
+    pub fn spill_plan(&self) -> SpillPlan {
+        let mut tasks = [(0, 0, 0, 0); SPILL_TASKS];
+        let mut first = 0;
+        for (t, x) in tasks.iter_mut().enumerate() {
+            let (a, b, len) = self.spill_task(t);
+            *x = (a, b, len, first);
+            first += len;
+        }
+        SpillPlan {
+            nc: self.clusters(),
+            tasks,
+        }
+    }
+
     /// For colour `c`, the tasks of that colour with the clusters they may
     /// write, as disjoint mutable windows of `data` (which holds `per_cluster`
     /// values per cluster), allocated in `bump`. Tasks of one colour may run
@@ -788,6 +866,88 @@ impl<T> TaskWindow<'_, T> {
         } else {
             &mut self.wrap[c * pc..c * pc + pc]
         }
+    }
+}
+
+/// Where a force task writes one value per cluster: a colour task's
+/// [`TaskWindow`] or a spill task's [`SpillWindow`].
+pub trait Writes<T> {
+    /// The task's i-clusters.
+    fn clusters(&self) -> std::ops::Range<u32>;
+    /// The value of cluster `c`, which must lie within the task's reach
+    /// (its clusters and up to [`ClusterPairList::window`] ahead).
+    fn one(&mut self, c: usize) -> &mut T;
+}
+
+impl<T> Writes<T> for TaskWindow<'_, T> {
+    #[inline(always)]
+    fn clusters(&self) -> std::ops::Range<u32> {
+        self.clusters.clone()
+    }
+    #[inline(always)]
+    fn one(&mut self, c: usize) -> &mut T {
+        TaskWindow::one(self, c)
+    }
+}
+
+/// Tasks of the spill partition: with fewer than this many tasks per colour,
+/// the colours leave 2 threads little to share (see
+/// [`ClusterPairList::spills`]).
+const SPILL_BELOW: usize = 4;
+
+/// Tasks of the spill partition (fixed: never depends on the thread count).
+pub const SPILL_TASKS: usize = 4;
+
+/// A spill task (see [`ClusterPairList::spill_windows`]): its own clusters'
+/// values in place, the values of the clusters ahead of them that it reaches
+/// in its spill buffer.
+#[derive(Debug)]
+pub struct SpillWindow<'a, T> {
+    /// The task's i-clusters.
+    pub clusters: std::ops::Range<u32>,
+    base: usize,
+    nc: usize,
+    own: &'a mut [T],
+    spill: &'a mut [T],
+}
+
+impl<T> Writes<T> for SpillWindow<'_, T> {
+    #[inline(always)]
+    fn clusters(&self) -> std::ops::Range<u32> {
+        self.clusters.clone()
+    }
+    #[inline(always)]
+    fn one(&mut self, c: usize) -> &mut T {
+        let off = if c >= self.base {
+            c - self.base
+        } else {
+            c + self.nc - self.base
+        };
+        if off < self.own.len() {
+            &mut self.own[off]
+        } else {
+            &mut self.spill[off - self.own.len()]
+        }
+    }
+}
+
+/// The spill tasks' clusters and reach (see [`ClusterPairList::spill_plan`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SpillPlan {
+    nc: usize,
+    /// Per task: first cluster, end cluster, spill length, spill offset.
+    tasks: [(usize, usize, usize, usize); SPILL_TASKS],
+}
+
+impl SpillPlan {
+    /// Where cluster `c`'s spilled values are in the spill buffer, in task
+    /// order (the order to add them in).
+    #[inline]
+    pub fn sources(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        self.tasks.iter().filter_map(move |&(a, b, len, first)| {
+            let off = if c >= a { c - a } else { c + self.nc - a };
+            (off >= b - a && off - (b - a) < len).then(|| first + off - (b - a))
+        })
     }
 }
 
@@ -1097,6 +1257,60 @@ mod tests {
         assert!(
             covered.iter().all(|&c| c == 1),
             "every i-cluster in exactly one task"
+        );
+    }
+
+    /// Spill tasks: every write within a task's reach lands in its own
+    /// clusters or in its spill buffer, and the plan finds every spilled
+    /// value exactly once, in task order; summed, each cluster gets every
+    /// write the list implies.
+    #[test]
+    fn spill_windows_cover_each_tasks_reach_and_the_plan_finds_every_spill() {
+        let bx = PeriodicBox {
+            len: [12.0, 12.0, 12.0],
+        };
+        let n = 1500;
+        let pts = random_points(n, bx, 5);
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, n, |r| pts[r]);
+        assert!(list.spills());
+        let nc = list.clusters();
+        let mut expect = vec![0u32; nc];
+        for ci in 0..nc {
+            expect[ci] += 1;
+            for e in list.entries(ci) {
+                expect[e.cj as usize] += 1;
+            }
+        }
+        let mut data = vec![0u32; nc];
+        let mut spill = vec![0u32; list.spill_len()];
+        let bump = bumpalo::Bump::new();
+        let mut wins = list.spill_windows(&mut data, &mut spill, &bump);
+        assert_eq!(wins.len(), SPILL_TASKS);
+        for w in wins.iter_mut() {
+            for ci in w.clusters.clone() {
+                *Writes::one(w, ci as usize) += 1;
+                for e in list.entries(ci as usize) {
+                    *Writes::one(w, e.cj as usize) += 1;
+                }
+            }
+        }
+        drop(wins);
+        let plan = list.spill_plan();
+        let mut seen = vec![0u32; spill.len()];
+        for (c, d) in data.iter_mut().enumerate() {
+            let mut last = None;
+            for at in plan.sources(c) {
+                assert!(last < Some(at), "task order");
+                last = Some(at);
+                *d += spill[at];
+                seen[at] += 1;
+            }
+        }
+        assert_eq!(data, expect);
+        assert!(
+            seen.iter().all(|&k| k == 1),
+            "each spill slot is one cluster's"
         );
     }
 

@@ -12,8 +12,9 @@
 //! 4×4 interactions of a cluster pair are computed lane-parallel; forces are
 //! accumulated per atom in the kernel's precision (`precision = "mixed"`: f32,
 //! `"double"`: f64), energies and virials per cluster pair in f64. Newton's
-//! third law halves the work; the list's coloured task partition makes the
-//! force sums independent of the thread count.
+//! third law halves the work; the list's coloured task partition (or, for
+//! small systems, its spill tasks) makes the force sums independent of the
+//! thread count.
 //!
 //! **Dynamic pruning** (exact). After each build, and whenever some atom may
 //! have moved δ/2 (δ = 0.75 × skin) since the last prune, each
@@ -36,7 +37,7 @@ use std::collections::BTreeMap;
 use glam::DVec3;
 use microcosm_engine::neighbor::{
     CLUSTER, COLORS, ClusterPairList, Entry, Geometry, Keep, NO_ROW, PeriodicBox, PruneChunk,
-    TaskWindow,
+    SPILL_TASKS, Writes,
 };
 use microcosm_engine::par;
 use microcosm_engine::prelude::*;
@@ -440,12 +441,18 @@ pub struct Packed<F> {
     pub types: Vec<[u8; CLUSTER]>,
     /// Per cluster: forces.
     pub force: Vec<Lanes<F>>,
+    /// Spill buffers of small systems' force passes (see
+    /// [`ClusterPairList::spills`]; empty otherwise).
+    pub spill: Vec<Lanes<F>>,
     coeffs: Option<Coeffs<F>>,
 }
 
 impl<F> Packed<F> {
     fn heap_bytes(&self) -> usize {
-        self.pos.heap_bytes() + self.types.heap_bytes() + self.force.heap_bytes()
+        self.pos.heap_bytes()
+            + self.types.heap_bytes()
+            + self.force.heap_bytes()
+            + self.spill.heap_bytes()
     }
 }
 
@@ -770,9 +777,10 @@ pub fn compute_forces(
         neigh.prunes += 1;
     }
     let list = &mut neigh.list;
+    let spill = list.spills();
     let (pe, vir) = match &mut *forces {
-        Forces::Mixed(p) => run::<f32>(p, list, pos, types, &scratch, sample, prune, simd),
-        Forces::Double(p) => run::<f64>(p, list, pos, types, &scratch, sample, prune, simd),
+        Forces::Mixed(p) => run::<f32>(p, list, pos, types, &scratch, sample, prune, simd, spill),
+        Forces::Double(p) => run::<f64>(p, list, pos, types, &scratch, sample, prune, simd, spill),
     };
     if sample {
         *energy = LjEnergy {
@@ -784,7 +792,8 @@ pub fn compute_forces(
 }
 
 /// Packs, prunes the list first when `prune` (the squared prune radius) is
-/// given, and computes the forces.
+/// given, and computes the forces: as spill tasks when `spill` (small
+/// systems: [`ClusterPairList::spills`]), else colour by colour.
 #[allow(clippy::too_many_arguments)]
 fn run<F: Real>(
     p: &mut Packed<F>,
@@ -795,6 +804,7 @@ fn run<F: Real>(
     energy: bool,
     prune: Option<f64>,
     simd: Simd,
+    spill: bool,
 ) -> (f64, f64) {
     pack(p, list, pos, types);
     if let Some(r2) = prune {
@@ -813,35 +823,100 @@ fn run<F: Real>(
     let list = &*list;
     let coeffs = p.coeffs.as_ref().expect("coefficients are set at build");
     let (packed, ty) = (&p.pos, &p.types);
-    let shifts = list.shifts();
+    let ctx = Ctx {
+        list,
+        pos: packed,
+        types: ty,
+        coeffs,
+        shifts: list.shifts(),
+        typed: coeffs.n > 1,
+    };
+    if spill {
+        return spill_pass(&ctx, &mut p.force, &mut p.spill, scratch, energy, simd);
+    }
     let (mut pe, mut vir) = (0.0, 0.0);
     for color in 0..COLORS {
         scratch.with(|bump| {
             let mut wins = list.color_windows(color, &mut p.force, 1, bump);
             let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
-            let ctx = Ctx {
-                list,
-                pos: packed,
-                types: ty,
-                coeffs,
-                shifts,
-                typed: coeffs.n > 1,
-            };
             wins.par_iter_mut()
                 .zip(out.par_iter_mut())
-                .for_each(|(w, o)| {
-                    *o = if energy {
-                        simd.run(ForceJob::<F, true> { ctx: &ctx, w })
-                    } else {
-                        simd.run(ForceJob::<F, false> { ctx: &ctx, w })
-                    };
-                });
+                .for_each(|(w, o)| *o = force_job(&ctx, w, energy, simd));
             for &(e, v) in out.iter() {
                 pe += e;
                 vir += v;
             }
         });
     }
+    (pe, vir)
+}
+
+/// One force task with the CPU's widest vectors; energy and virial when `energy`.
+#[inline(always)]
+fn force_job<F: Real, W: Writes<Lanes<F>>>(
+    ctx: &Ctx<'_, F>,
+    w: &mut W,
+    energy: bool,
+    simd: Simd,
+) -> (f64, f64) {
+    if energy {
+        simd.run(ForceJob::<F, W, true> { ctx, w })
+    } else {
+        simd.run(ForceJob::<F, W, false> { ctx, w })
+    }
+}
+
+/// The force pass of a small system as [`SPILL_TASKS`] tasks at once, each
+/// writing the clusters ahead of its own into its spill buffer; then each
+/// cluster adds its spilled forces in task order. The spill buffers are
+/// sized once with a quarter of headroom on the list's reach, so later
+/// builds do not allocate.
+fn spill_pass<F: Real>(
+    ctx: &Ctx<'_, F>,
+    force: &mut [Lanes<F>],
+    spill: &mut Vec<Lanes<F>>,
+    scratch: &ScratchArenas,
+    energy: bool,
+    simd: Simd,
+) -> (f64, f64) {
+    let list = ctx.list;
+    let need = list.spill_len();
+    if spill.capacity() < need {
+        let room = SPILL_TASKS * list.max_clusters().min(list.window() * 5 / 4 + 64);
+        spill.reserve_exact(room.max(need) - spill.len());
+    }
+    if spill.len() < need {
+        spill.resize(need, [[F::ZERO; CLUSTER]; 3]);
+    }
+    spill[..need]
+        .par_chunks_mut(PACK_CHUNK)
+        .for_each(|c| c.fill([[F::ZERO; CLUSTER]; 3]));
+    let (pe, vir) = scratch.with(|bump| {
+        let mut wins = list.spill_windows(force, spill, bump);
+        let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
+        wins.par_iter_mut()
+            .zip(out.par_iter_mut())
+            .with_max_len(1)
+            .for_each(|(w, o)| *o = force_job(ctx, w, energy, simd));
+        out.iter()
+            .fold((0.0, 0.0), |(pe, vir), &(e, v)| (pe + e, vir + v))
+    });
+    let spill = &spill[..need];
+    let plan = list.spill_plan();
+    force[..list.clusters()]
+        .par_chunks_mut(PACK_CHUNK)
+        .enumerate()
+        .for_each(|(k, fs)| {
+            for (i, f) in fs.iter_mut().enumerate() {
+                for at in plan.sources(k * PACK_CHUNK + i) {
+                    for d in 0..3 {
+                        for l in 0..CLUSTER {
+                            f[d][l] += spill[at][d][l];
+                        }
+                    }
+                }
+            }
+        });
     (pe, vir)
 }
 
@@ -978,16 +1053,16 @@ impl<F: Real> PairCoef<F> {
 }
 
 /// The forces of one task; energy and virial when `E`.
-struct ForceJob<'a, 'b, 'c, F, const E: bool> {
+struct ForceJob<'a, 'b, F, W, const E: bool> {
     ctx: &'a Ctx<'b, F>,
-    w: &'a mut TaskWindow<'c, Lanes<F>>,
+    w: &'a mut W,
 }
 
-impl<F: Real, const E: bool> Job for ForceJob<'_, '_, '_, F, E> {
+impl<F: Real, W: Writes<Lanes<F>>, const E: bool> Job for ForceJob<'_, '_, F, W, E> {
     type Out = (f64, f64);
     #[inline(always)]
     fn run(self) -> (f64, f64) {
-        task::<F, E>(self.ctx, self.w)
+        task::<F, W, E>(self.ctx, self.w)
     }
 }
 
@@ -1118,11 +1193,11 @@ fn any_within<F: Real>(xi: &[[F; P]; 3], xj: &Lanes<F>, off: [F; 3], same: bool,
 
 /// One task: its i-clusters in order, each against its list entries in order.
 #[inline(always)]
-fn task<F: Real, const E: bool>(ctx: &Ctx<'_, F>, w: &mut TaskWindow<'_, Lanes<F>>) -> (f64, f64) {
+fn task<F: Real, W: Writes<Lanes<F>>, const E: bool>(ctx: &Ctx<'_, F>, w: &mut W) -> (f64, f64) {
     let (mut pe, mut vir) = (0.0, 0.0);
     let mut coef = PairCoef::uniform(ctx.coeffs);
     let shifts = shifts4(ctx.shifts);
-    for ci in w.clusters.clone() {
+    for ci in w.clusters() {
         let ci = ci as usize;
         let oi = origin_f64(ctx.list.cluster_origin(ci));
         let xi = broadcast_i(&ctx.pos[ci]);
@@ -1145,7 +1220,7 @@ fn task<F: Real, const E: bool>(ctx: &Ctx<'_, F>, w: &mut TaskWindow<'_, Lanes<F
         // Opaque to the optimiser: it would otherwise re-lay the per-pair
         // accumulators of the entry loop after this reduction's pattern.
         let fi = std::hint::black_box(fi);
-        let out = &mut w.cluster(ci)[0];
+        let out = w.one(ci);
         for d in 0..3 {
             for (a, o) in out[d].iter_mut().enumerate() {
                 let mut s = F::ZERO;
@@ -1322,6 +1397,7 @@ mod tests {
                 coeffs: Some(Coeffs::new(&table)),
                 ..Default::default()
             };
+            let spill = list.spills();
             let (pe, vir) = run(
                 &mut p,
                 &mut list,
@@ -1331,6 +1407,7 @@ mod tests {
                 true,
                 Some(2.65 * 2.65), // the prune pass runs per variant too
                 simd,
+                spill,
             );
             let bits: Vec<u32> = p
                 .force
@@ -1364,6 +1441,7 @@ mod tests {
                 coeffs: Some(Coeffs::new(&table)),
                 ..Default::default()
             };
+            let spill = list.spills();
             let (pe, vir) = run(
                 &mut p,
                 &mut list,
@@ -1373,6 +1451,7 @@ mod tests {
                 true,
                 prune,
                 simd,
+                spill,
             );
             let bits: Vec<u32> = p
                 .force
@@ -1394,6 +1473,78 @@ mod tests {
         assert!(b.3 < b.4 * 9 / 10, "pruned {} of {}", b.4 - b.3, b.4);
         assert_eq!((a.0, a.1), (b.0, b.1), "energy and virial");
         assert!(a.2 == b.2, "forces differ");
+    }
+
+    /// The spill pass of small systems and the colour pass compute the same
+    /// forces and energy up to the order of the f32 sums (and the spill
+    /// pass's own bits do not depend on the pool).
+    #[test]
+    fn spill_and_colour_passes_agree() {
+        let (bx, n, pos, types, table) = fixture(900, 7, 5);
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
+        assert!(list.spills(), "a small system spills");
+        let simd = Simd::detect();
+        let mut out = Vec::new();
+        for (spill, threads) in [(false, 1), (true, 1), (true, 2)] {
+            let scratch = ScratchArenas::new(threads);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut p = Packed::<f32> {
+                coeffs: Some(Coeffs::new(&table)),
+                ..Default::default()
+            };
+            let (pe, vir) = pool.install(|| {
+                run(
+                    &mut p,
+                    &mut list,
+                    &pos,
+                    Some(&types),
+                    &scratch,
+                    true,
+                    None,
+                    simd,
+                    spill,
+                )
+            });
+            out.push((pe, vir, p.force.clone()));
+        }
+        let (colour, spill, spill2) = (&out[0], &out[1], &out[2]);
+        assert!(colour.0 != 0.0);
+        assert!(
+            (colour.0 - spill.0).abs() <= 1e-9 * colour.0.abs(),
+            "energy"
+        );
+        assert!(
+            (colour.1 - spill.1).abs() <= 1e-9 * colour.1.abs(),
+            "virial"
+        );
+        let bits = |f: &[Lanes<f32>]| -> Vec<u32> {
+            f.iter().flatten().flatten().map(|x| x.to_bits()).collect()
+        };
+        assert!(
+            bits(&spill.2) == bits(&spill2.2),
+            "spill forces depend on threads"
+        );
+        assert_eq!(spill.0.to_bits(), spill2.0.to_bits());
+        let mut worst = 0.0f32;
+        let mut scale = 0.0f32;
+        for (a, b) in colour
+            .2
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(spill.2.iter().flatten().flatten())
+        {
+            worst = worst.max((a - b).abs());
+            scale = scale.max(a.abs());
+        }
+        assert!(
+            worst <= 1e-5 * scale,
+            "forces differ by {worst} (largest {scale})"
+        );
     }
 
     fn pe_nonzero(r: &[(Simd, u64, u64, Vec<u32>)]) -> bool {
