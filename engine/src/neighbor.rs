@@ -347,11 +347,12 @@ impl ClusterPairList {
         let want = self.entries.len() + self.entries.len() / HEADROOM;
         reserve_total(&mut self.entries, want);
         self.entries.clear();
-        // Columns are searched in SEARCH_TASKS fixed, contiguous ranges, as
-        // many at a time as the pool has threads: the first of each wave
-        // appends to the list itself, the others to side buffers appended
-        // after it in order. The list is the same on any thread count; the
-        // side buffers hold (threads − 1) / SEARCH_TASKS of it.
+        // Columns are searched in up to SEARCH_TASKS fixed, contiguous
+        // ranges of at least SEARCH_COLUMNS columns, as many at a time as the
+        // pool has threads: the first of each wave appends to the list
+        // itself, the others to side buffers appended after it in order. The
+        // list is the same on any thread count; the side buffers hold
+        // (threads − 1) / tasks of it.
         let (mut entries, mut starts) = (
             std::mem::take(&mut self.entries),
             std::mem::take(&mut self.starts),
@@ -359,7 +360,7 @@ impl ClusterPairList {
         let mut near = std::mem::take(&mut self.near);
         let mut side = std::mem::take(&mut self.side);
         let ncols = self.ncol[0] * self.ncol[1];
-        let tasks = ncols.clamp(1, SEARCH_TASKS);
+        let tasks = (ncols / SEARCH_COLUMNS).clamp(1, SEARCH_TASKS);
         let threads = rayon::current_num_threads().clamp(1, tasks);
         if side.len() < threads - 1 {
             side.resize_with(threads - 1, Side::default);
@@ -1125,9 +1126,14 @@ struct Side {
     near: Vec<NearColumn>,
 }
 
-/// Column ranges the list search is split into (a fixed number, so the work
-/// split never depends on the thread count).
+/// Column ranges the list search is split into, at most (a number fixed by
+/// the layout, so the work split never depends on the thread count).
 const SEARCH_TASKS: usize = 64;
+
+/// Fewest columns per search range. Each wave of ranges is a fork and join:
+/// 4,000 LJ atoms have 100 columns, and 1-column ranges made their search
+/// slower on 2 threads than on 1 (32 waves of ~10 µs of work each).
+const SEARCH_COLUMNS: usize = 16;
 
 /// A column near the i-column being searched.
 #[derive(Debug, Clone, Copy)]
