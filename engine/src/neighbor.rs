@@ -709,64 +709,22 @@ impl ClusterPairList {
         self.tasks() < SPILL_BELOW * COLORS
     }
 
-    /// Spill task `t`: its first and end cluster and its spill length (how
-    /// many clusters ahead of its own it reaches).
-    fn spill_task(&self, t: usize) -> (usize, usize, usize) {
-        let nc = self.clusters();
-        let (a, b) = (t * nc / SPILL_TASKS, (t + 1) * nc / SPILL_TASKS);
-        (a, b, self.window.min(nc - (b - a)))
-    }
-
-    /// Values the spill buffers of one pass hold (one per cluster reached).
-    pub fn spill_len(&self) -> usize {
-        (0..SPILL_TASKS).map(|t| self.spill_task(t).2).sum()
-    }
-
-    /// The [`SPILL_TASKS`] spill tasks, which may all run at once: task `t`
-    /// owns clusters `[t·nc/K, (t+1)·nc/K)` of `data` (one value per
-    /// cluster) and writes the clusters ahead of them it reaches into its
-    /// part of `spill` (at least [`ClusterPairList::spill_len`] values, which
-    /// the caller zeroes). [`ClusterPairList::spill_sources`] says where each
-    /// cluster's spilled values are, to add them in task order afterwards.
-    pub fn spill_windows<'a, 'b, T>(
-        &self,
-        data: &'a mut [T],
-        spill: &'a mut [T],
-        bump: &'b bumpalo::Bump,
-    ) -> bumpalo::collections::Vec<'b, SpillWindow<'a, T>> {
-        let nc = self.clusters();
-        let mut out = bumpalo::collections::Vec::with_capacity_in(SPILL_TASKS, bump);
-        let (mut data, mut spill) = (&mut data[..nc], spill);
-        for t in 0..SPILL_TASKS {
-            let (a, b, len) = self.spill_task(t);
-            let (own, d) = std::mem::take(&mut data).split_at_mut(b - a);
-            let (sp, r) = std::mem::take(&mut spill).split_at_mut(len);
-            (data, spill) = (d, r);
-            out.push(SpillWindow {
-                clusters: a as u32..b as u32,
-                base: a,
-                nc,
-                own,
-                spill: sp,
-            });
-        }
-        out
-    }
-
-    /// Where the spill tasks of [`ClusterPairList::spill_windows`] put each
-    /// cluster's spilled values ([`SpillPlan::sources`]).
+    /// The [`SPILL_TASKS`] spill tasks of a force pass ([`SpillPlan::windows`])
+    /// and where they put each cluster's spilled values
+    /// ([`SpillPlan::sources`]).
+    /// Task `t` owns clusters `[t·nc/K, (t+1)·nc/K)` and reaches `window`
+    /// clusters ahead of them (fewer if that wraps onto its own).
     pub fn spill_plan(&self) -> SpillPlan {
+        let nc = self.clusters();
         let mut tasks = [(0, 0, 0, 0); SPILL_TASKS];
         let mut first = 0;
         for (t, x) in tasks.iter_mut().enumerate() {
-            let (a, b, len) = self.spill_task(t);
+            let (a, b) = (t * nc / SPILL_TASKS, (t + 1) * nc / SPILL_TASKS);
+            let len = self.window.min(nc - (b - a));
             *x = (a, b, len, first);
             first += len;
         }
-        SpillPlan {
-            nc: self.clusters(),
-            tasks,
-        }
+        SpillPlan { nc, tasks }
     }
 
     /// For colour `c`, the tasks of that colour with the clusters they may
@@ -899,7 +857,7 @@ const SPILL_BELOW: usize = 4;
 /// Tasks of the spill partition (fixed: never depends on the thread count).
 pub const SPILL_TASKS: usize = 4;
 
-/// A spill task (see [`ClusterPairList::spill_windows`]): its own clusters'
+/// A spill task (see [`SpillPlan::windows`]): its own clusters'
 /// values in place, the values of the clusters ahead of them that it reaches
 /// in its spill buffer.
 #[derive(Debug)]
@@ -941,6 +899,46 @@ pub struct SpillPlan {
 }
 
 impl SpillPlan {
+    /// Values the spill buffers hold.
+    pub fn len(&self) -> usize {
+        self.tasks.iter().map(|t| t.2).sum()
+    }
+
+    /// Whether nothing spills (a list without clusters).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The spill tasks, which may all run at once: task `t` owns clusters
+    /// `[t·nc/K, (t+1)·nc/K)` of `data` (one value per cluster) and writes
+    /// the clusters ahead of them it reaches into its part of `spill` (at
+    /// least [`SpillPlan::len`] values, which the caller zeroes); afterwards
+    /// [`SpillPlan::sources`] says where each cluster's spilled values are,
+    /// to add them in task order.
+    pub fn windows<'a, 'b, T>(
+        &self,
+        data: &'a mut [T],
+        spill: &'a mut [T],
+        bump: &'b bumpalo::Bump,
+    ) -> bumpalo::collections::Vec<'b, SpillWindow<'a, T>> {
+        let nc = self.nc;
+        let mut out = bumpalo::collections::Vec::with_capacity_in(SPILL_TASKS, bump);
+        let (mut data, mut spill) = (&mut data[..nc], spill);
+        for (a, b, len, _) in self.tasks {
+            let (own, d) = std::mem::take(&mut data).split_at_mut(b - a);
+            let (sp, r) = std::mem::take(&mut spill).split_at_mut(len);
+            (data, spill) = (d, r);
+            out.push(SpillWindow {
+                clusters: a as u32..b as u32,
+                base: a,
+                nc,
+                own,
+                spill: sp,
+            });
+        }
+        out
+    }
+
     /// Where cluster `c`'s spilled values are in the spill buffer, in task
     /// order (the order to add them in).
     #[inline]
@@ -1156,6 +1154,16 @@ mod tests {
     use super::*;
     use crate::rng::{Rng, StreamId};
 
+    /// A cubic box of edge `len`, `n` random points in it and their list
+    /// (r_list = 2.8).
+    fn random_list(n: usize, len: f64, seed: u64) -> (PeriodicBox, Vec<[f64; 3]>, ClusterPairList) {
+        let bx = PeriodicBox { len: [len; 3] };
+        let pts = random_points(n, bx, seed);
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, n, |r| pts[r]);
+        (bx, pts, list)
+    }
+
     fn random_points(n: usize, bx: PeriodicBox, seed: u64) -> Vec<[f64; 3]> {
         (0..n)
             .map(|i| {
@@ -1237,13 +1245,7 @@ mod tests {
 
     #[test]
     fn color_windows_are_disjoint_and_cover_each_tasks_reach() {
-        let bx = PeriodicBox {
-            len: [20.0, 20.0, 20.0],
-        };
-        let n = 6000;
-        let pts = random_points(n, bx, 1);
-        let mut list = ClusterPairList::default();
-        list.build(bx, 2.8, n, |r| pts[r]);
+        let (_, _, list) = random_list(6000, 20.0, 1);
         assert!(list.tasks() >= 2 * COLORS, "tasks {}", list.tasks());
         let bump = bumpalo::Bump::new();
         let mut covered = vec![0u8; list.clusters()];
@@ -1272,13 +1274,7 @@ mod tests {
     /// write the list implies.
     #[test]
     fn spill_windows_cover_each_tasks_reach_and_the_plan_finds_every_spill() {
-        let bx = PeriodicBox {
-            len: [12.0, 12.0, 12.0],
-        };
-        let n = 1500;
-        let pts = random_points(n, bx, 5);
-        let mut list = ClusterPairList::default();
-        list.build(bx, 2.8, n, |r| pts[r]);
+        let (_, _, list) = random_list(1500, 12.0, 5);
         assert!(list.spills());
         let nc = list.clusters();
         let mut expect = vec![0u32; nc];
@@ -1289,9 +1285,10 @@ mod tests {
             }
         }
         let mut data = vec![0u32; nc];
-        let mut spill = vec![0u32; list.spill_len()];
+        let plan = list.spill_plan();
+        let mut spill = vec![0u32; plan.len()];
         let bump = bumpalo::Bump::new();
-        let mut wins = list.spill_windows(&mut data, &mut spill, &bump);
+        let mut wins = plan.windows(&mut data, &mut spill, &bump);
         assert_eq!(wins.len(), SPILL_TASKS);
         for w in wins.iter_mut() {
             for ci in w.clusters.clone() {
@@ -1302,7 +1299,6 @@ mod tests {
             }
         }
         drop(wins);
-        let plan = list.spill_plan();
         let mut seen = vec![0u32; spill.len()];
         for (c, d) in data.iter_mut().enumerate() {
             let mut last = None;
@@ -1324,13 +1320,8 @@ mod tests {
     /// both in their previous relative order; a build clears the flags.
     #[test]
     fn prune_keeps_order_and_entries() {
-        let bx = PeriodicBox {
-            len: [12.0, 12.0, 12.0],
-        };
         let n = 1500;
-        let pts = random_points(n, bx, 3);
-        let mut list = ClusterPairList::default();
-        list.build(bx, 2.8, n, |r| pts[r]);
+        let (bx, pts, mut list) = random_list(n, 12.0, 3);
         let before: Vec<Vec<Entry>> = (0..list.clusters())
             .map(|c| list.entries(c).collect())
             .collect();

@@ -880,7 +880,8 @@ fn spill_pass<F: Real>(
     simd: Simd,
 ) -> (f64, f64) {
     let list = ctx.list;
-    let need = list.spill_len();
+    let plan = list.spill_plan();
+    let need = plan.len();
     if spill.capacity() < need {
         let room = SPILL_TASKS * list.max_clusters().min(list.window() * 5 / 4 + 64);
         spill.reserve_exact(room.max(need) - spill.len());
@@ -892,7 +893,7 @@ fn spill_pass<F: Real>(
         .par_chunks_mut(PACK_CHUNK)
         .for_each(|c| c.fill([[F::ZERO; CLUSTER]; 3]));
     let (pe, vir) = scratch.with(|bump| {
-        let mut wins = list.spill_windows(force, spill, bump);
+        let mut wins = plan.windows(force, spill, bump);
         let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
         wins.par_iter_mut()
             .zip(out.par_iter_mut())
@@ -902,7 +903,6 @@ fn spill_pass<F: Real>(
             .fold((0.0, 0.0), |(pe, vir), &(e, v)| (pe + e, vir + v))
     });
     let spill = &spill[..need];
-    let plan = list.spill_plan();
     force[..list.clusters()]
         .par_chunks_mut(PACK_CHUNK)
         .enumerate()
@@ -1393,29 +1393,16 @@ mod tests {
         let variants = Simd::available();
         let mut results = Vec::new();
         for simd in variants {
-            let mut p = Packed::<f32> {
-                coeffs: Some(Coeffs::new(&table)),
-                ..Default::default()
-            };
+            // The prune pass runs per variant too.
             let spill = list.spills();
-            let (pe, vir) = run(
-                &mut p,
+            let (pe, vir, bits) = pass(
                 &mut list,
-                &pos,
-                Some(&types),
+                (&pos, &types, &table),
                 &scratch,
-                true,
-                Some(2.65 * 2.65), // the prune pass runs per variant too
+                Some(2.65 * 2.65),
                 simd,
                 spill,
             );
-            let bits: Vec<u32> = p
-                .force
-                .iter()
-                .flatten()
-                .flatten()
-                .map(|f| f.to_bits())
-                .collect();
             results.push((simd, pe.to_bits(), vir.to_bits(), bits));
         }
         assert!(pe_nonzero(&results));
@@ -1437,29 +1424,15 @@ mod tests {
         for prune in [None, Some(2.6f64 * 2.6)] {
             let mut list = ClusterPairList::default();
             list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
-            let mut p = Packed::<f32> {
-                coeffs: Some(Coeffs::new(&table)),
-                ..Default::default()
-            };
             let spill = list.spills();
-            let (pe, vir) = run(
-                &mut p,
+            let (pe, vir, bits) = pass(
                 &mut list,
-                &pos,
-                Some(&types),
+                (&pos, &types, &table),
                 &scratch,
-                true,
                 prune,
                 simd,
                 spill,
             );
-            let bits: Vec<u32> = p
-                .force
-                .iter()
-                .flatten()
-                .flatten()
-                .map(|f| f.to_bits())
-                .collect();
             out.push((
                 pe.to_bits(),
                 vir.to_bits(),
@@ -1492,24 +1465,16 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let mut p = Packed::<f32> {
-                coeffs: Some(Coeffs::new(&table)),
-                ..Default::default()
-            };
-            let (pe, vir) = pool.install(|| {
-                run(
-                    &mut p,
+            out.push(pool.install(|| {
+                pass(
                     &mut list,
-                    &pos,
-                    Some(&types),
+                    (&pos, &types, &table),
                     &scratch,
-                    true,
                     None,
                     simd,
                     spill,
                 )
-            });
-            out.push((pe, vir, p.force.clone()));
+            }));
         }
         let (colour, spill, spill2) = (&out[0], &out[1], &out[2]);
         assert!(colour.0 != 0.0);
@@ -1521,23 +1486,12 @@ mod tests {
             (colour.1 - spill.1).abs() <= 1e-9 * colour.1.abs(),
             "virial"
         );
-        let bits = |f: &[Lanes<f32>]| -> Vec<u32> {
-            f.iter().flatten().flatten().map(|x| x.to_bits()).collect()
-        };
-        assert!(
-            bits(&spill.2) == bits(&spill2.2),
-            "spill forces depend on threads"
-        );
+        assert!(spill.2 == spill2.2, "spill forces depend on threads");
         assert_eq!(spill.0.to_bits(), spill2.0.to_bits());
         let mut worst = 0.0f32;
         let mut scale = 0.0f32;
-        for (a, b) in colour
-            .2
-            .iter()
-            .flatten()
-            .flatten()
-            .zip(spill.2.iter().flatten().flatten())
-        {
+        for (&a, &b) in colour.2.iter().zip(&spill.2) {
+            let (a, b) = (f32::from_bits(a), f32::from_bits(b));
             worst = worst.max((a - b).abs());
             scale = scale.max(a.abs());
         }
@@ -1545,6 +1499,41 @@ mod tests {
             worst <= 1e-5 * scale,
             "forces differ by {worst} (largest {scale})"
         );
+    }
+
+    /// One f32 force pass with energy over `list` (packing, pruning when
+    /// `prune` is the squared radius): energy, virial and the force bits.
+    fn pass(
+        list: &mut ClusterPairList,
+        (pos, types, table): (&[Position], &[AtomType], &LjTable),
+        scratch: &ScratchArenas,
+        prune: Option<f64>,
+        simd: Simd,
+        spill: bool,
+    ) -> (f64, f64, Vec<u32>) {
+        let mut p = Packed::<f32> {
+            coeffs: Some(Coeffs::new(table)),
+            ..Default::default()
+        };
+        let (pe, vir) = run(
+            &mut p,
+            list,
+            pos,
+            Some(types),
+            scratch,
+            true,
+            prune,
+            simd,
+            spill,
+        );
+        let bits = p
+            .force
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|f| f.to_bits())
+            .collect();
+        (pe, vir, bits)
     }
 
     fn pe_nonzero(r: &[(Simd, u64, u64, Vec<u32>)]) -> bool {
