@@ -117,7 +117,8 @@ pub struct ClusterPairList {
     pub slot_of: Vec<u32>,
     /// Slot → row, or [`NO_ROW`] for padding.
     pub row_of: Vec<u32>,
-    /// Per cluster: min x, y, z, max x, y, z of its real points.
+    /// Per cluster: min x, y, z, max x, y, z of its real points (the
+    /// minima rounded down to a multiple of [`ClusterPairList::origin_quantum`]).
     bbox: Vec<[f32; 6]>,
     /// Per i-cluster, its entries are `entries[starts[ci]..starts[ci + 1]]`.
     starts: Vec<u32>,
@@ -311,6 +312,7 @@ impl ClusterPairList {
     }
 
     fn bounding_boxes(&mut self, pos: &impl Fn(usize) -> [f64; 3]) {
+        let q = self.origin_quantum();
         let nc = self.clusters();
         self.bbox.clear();
         self.bbox.resize(
@@ -327,6 +329,12 @@ impl ClusterPairList {
                 // Round outwards so the f32 box contains the f64 point.
                 b[d] = b[d].min(next_down(p[d] as f32));
                 b[d + 3] = b[d + 3].max(next_up(p[d] as f32));
+            }
+        }
+        // Origins on the quantum's grid (exact: q is a power of two).
+        for b in &mut self.bbox {
+            for x in &mut b[..3] {
+                *x = (*x / q).floor() * q;
             }
         }
     }
@@ -570,7 +578,8 @@ impl ClusterPairList {
     }
 
     /// The lower corner of cluster `c`'s bounding box at the last build (an
-    /// f32-exact origin for coordinates local to the cluster).
+    /// f32-exact origin for coordinates local to the cluster), a multiple of
+    /// [`ClusterPairList::origin_quantum`].
     #[inline]
     pub fn cluster_origin(&self, c: usize) -> [f32; 3] {
         self.geometry().cluster_origin(c)
@@ -689,6 +698,43 @@ impl ClusterPairList {
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The grid of the cluster origins: the least power of two `q` with
+    /// `L ≤ 2²¹·q` for the longest box edge `L` (0 before the first build).
+    ///
+    /// Origins of wrapped points lie within `[−q, L]`, so they, their
+    /// differences and those plus a multiple of `q` up to `±L` are integers
+    /// times `q` below 2²³ in size: exact in f32. A kernel adds an image
+    /// shift as such a multiple plus a rest smaller than `q/2`
+    /// ([`ClusterPairList::image_offsets`]): the offset between two
+    /// clusters' frames then costs f32 additions and one rounding.
+    pub fn origin_quantum(&self) -> f32 {
+        self.bx.map_or(0.0, |b| {
+            let l = b.len.iter().copied().fold(0.0, f64::max);
+            2f64.powi(l.log2().ceil() as i32 - 21) as f32
+        })
+    }
+
+    /// The image shifts ([`ClusterPairList::shifts`]) split for f32 kernels:
+    /// see [`ImageOffsets`].
+    pub fn image_offsets(&self) -> ImageOffsets {
+        let q = self.origin_quantum() as f64;
+        let mut out = ImageOffsets {
+            whole: [[0.0; 4]; 32],
+            rest: [[0.0; 4]; 32],
+        };
+        if q == 0.0 {
+            return out;
+        }
+        for (s, sh) in self.shifts.iter().enumerate() {
+            for (d, &x) in sh.iter().enumerate() {
+                let m = (x / q).round() * q;
+                out.whole[s][d] = m as f32;
+                out.rest[s][d] = x - m;
+            }
+        }
+        out
     }
 
     /// Largest forward distance, in clusters, from an i-cluster to its j-clusters.
@@ -955,6 +1001,19 @@ impl SpillPlan {
 pub trait Keep {
     /// Whether to keep `e`.
     fn keep(&mut self, e: Entry) -> bool;
+}
+
+/// The image shifts of a list split in two, in four lanes (the last 0) for
+/// each of 32 shift indices (those past 26 all 0): `whole` a multiple of
+/// [`ClusterPairList::origin_quantum`] (exact in f32), `rest` the shift
+/// minus it (smaller than half the quantum). For cluster origins `oi`, `oj`
+/// (f32), `((oj − oi) + whole) + rest` is exact up to its last addition.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageOffsets {
+    /// The shift rounded to the origins' grid.
+    pub whole: [[f32; 4]; 32],
+    /// The shift minus `whole`.
+    pub rest: [[f64; 4]; 32],
 }
 
 /// Cluster origins and image shifts of a list, borrowed apart from its entries.

@@ -8,7 +8,10 @@
 //! **Kernel.** Positions are copied each step into cluster order (4 atoms per
 //! cluster, x/y/z lanes), relative to a per-cluster origin so that f32 lanes
 //! keep ~2⁻²⁴ relative precision of the *local* coordinate; each list entry
-//! adds the f64 difference of the two origins and the image shift once. The
+//! adds the offset of the two origins and the image shift, rounded once:
+//! origins lie on a power-of-two grid, so their difference plus the shift's
+//! multiple of the grid step is exact in f32, and the shift's rest is added
+//! last (see [`ClusterPairList::origin_quantum`]). The
 //! 4×4 interactions of a cluster pair are computed lane-parallel; forces are
 //! accumulated per atom in the kernel's precision (`precision = "mixed"`: f32,
 //! `"double"`: f64), energies and virials per cluster pair in f64. Newton's
@@ -36,8 +39,8 @@ use std::collections::BTreeMap;
 
 use glam::DVec3;
 use microcosm_engine::neighbor::{
-    CLUSTER, COLORS, ClusterPairList, Entry, Geometry, Keep, NO_ROW, PeriodicBox, PruneChunk,
-    SPILL_TASKS, Writes,
+    CLUSTER, COLORS, ClusterPairList, Entry, Geometry, ImageOffsets, Keep, NO_ROW, PeriodicBox,
+    PruneChunk, SPILL_TASKS, Writes,
 };
 use microcosm_engine::par;
 use microcosm_engine::prelude::*;
@@ -807,14 +810,16 @@ fn run<F: Real>(
     spill: bool,
 ) -> (f64, f64) {
     pack(p, list, pos, types);
+    let images = Images::<F>::new(&list.image_offsets());
     if let Some(r2) = prune {
-        let (packed, r2) = (&p.pos, F::from_f64(r2));
+        let (packed, r2, images) = (&p.pos, F::from_f64(r2), &images);
         scratch.with(|bump| {
             let mut chunks = list.prune_chunks(PACK_CHUNK, bump);
             chunks.par_iter_mut().for_each(|c| {
                 simd.run(PruneJob {
                     pos: packed,
                     chunk: c,
+                    images,
                     r2,
                 })
             });
@@ -828,7 +833,7 @@ fn run<F: Real>(
         pos: packed,
         types: ty,
         coeffs,
-        shifts: list.shifts(),
+        images: &images,
         typed: coeffs.n > 1,
     };
     if spill {
@@ -997,7 +1002,7 @@ struct Ctx<'a, F> {
     pos: &'a [Lanes<F>],
     types: &'a [[u8; CLUSTER]],
     coeffs: &'a Coeffs<F>,
-    shifts: &'a [[f64; 3]; 27],
+    images: &'a Images<F>,
     typed: bool,
 }
 
@@ -1071,6 +1076,7 @@ impl<F: Real, W: Writes<Lanes<F>>, const E: bool> Job for ForceJob<'_, '_, F, W,
 struct PruneJob<'a, 'b, F> {
     pos: &'a [Lanes<F>],
     chunk: &'a mut PruneChunk<'b>,
+    images: &'a Images<F>,
     r2: F,
 }
 
@@ -1078,20 +1084,22 @@ impl<F: Real> Job for PruneJob<'_, '_, F> {
     type Out = ();
     #[inline(always)]
     fn run(self) {
-        let PruneJob { pos, chunk, r2 } = self;
+        let PruneJob {
+            pos,
+            chunk,
+            images,
+            r2,
+        } = self;
         let g = chunk.geometry;
-        // Offsets in kernel precision: cheaper than the kernel's (rounded
-        // once from f64), and their few roundings are within the slack.
-        let shifts = shifts4(g.shifts()).map(|v| v.map(F::from_f64));
         for ci in chunk.clusters.clone() {
             let ci = ci as usize;
-            let oi = g.cluster_origin4(ci).map(|x| F::from_f64(x as f64));
+            let oi = lanes(g.cluster_origin4(ci));
             let xi = broadcast_i(&pos[ci]);
             chunk.retain_first(
                 ci,
                 &mut Near {
                     g,
-                    shifts: &shifts,
+                    images,
                     pos,
                     ci,
                     oi,
@@ -1106,7 +1114,7 @@ impl<F: Real> Job for PruneJob<'_, '_, F> {
 /// Keeps the entries of i-cluster `ci` with a pair closer than √r2.
 struct Near<'a, F> {
     g: Geometry<'a>,
-    shifts: &'a [[F; 4]; 32],
+    images: &'a Images<F>,
     pos: &'a [Lanes<F>],
     ci: usize,
     oi: [F; 4],
@@ -1118,16 +1126,8 @@ impl<F: Real> Keep for Near<'_, F> {
     #[inline(always)]
     fn keep(&mut self, e: Entry) -> bool {
         let cj = e.cj as usize;
-        let oj = self.g.cluster_origin4(cj);
-        let sh = &self.shifts[e.shift as usize];
-        let off: [F; 4] = std::array::from_fn(|d| F::from_f64(oj[d] as f64) + sh[d] - self.oi[d]);
-        any_within(
-            &self.xi,
-            &self.pos[cj],
-            [off[0], off[1], off[2]],
-            cj == self.ci,
-            self.r2,
-        )
+        let off = offset(&self.oi, self.g.cluster_origin4(cj), self.images, e.shift);
+        any_within(&self.xi, &self.pos[cj], off, cj == self.ci, self.r2)
     }
 }
 
@@ -1143,26 +1143,44 @@ fn broadcast_i<F: Real>(x: &Lanes<F>) -> [[F; P]; 3] {
     xi
 }
 
+/// The image shifts for the kernel, in its precision: a multiple of the
+/// origins' grid and the rest ([`ImageOffsets`]), four lanes each for all
+/// 32 shift indices (an entry's 5-bit shift index then needs no bounds
+/// check).
+struct Images<F> {
+    whole: [[F; 4]; 32],
+    rest: [[F; 4]; 32],
+}
+
+impl<F: Real> Images<F> {
+    fn new(o: &ImageOffsets) -> Self {
+        Images {
+            whole: o.whole.map(lanes),
+            rest: o.rest.map(|v| v.map(F::from_f64)),
+        }
+    }
+}
+
+/// f32 lanes in precision `F` (exact).
+#[inline(always)]
+fn lanes<F: Real>(x: [f32; 4]) -> [F; 4] {
+    x.map(|v| F::from_f64(v as f64))
+}
+
 /// What to add to x_j's local coordinates to put them in i's frame:
-/// origin_j + shift − origin_i in f64, rounded once. In four lanes (the last
-/// unused: `oi` and `sh` padded with a zero, `oj` from
-/// [`ClusterPairList::cluster_origin4`]), which the compiler may vectorise.
+/// origin_j + shift − origin_i, as `((oj − oi) + whole) + rest` in four
+/// lanes (the last unused; `oj` from [`ClusterPairList::cluster_origin4`]).
+/// The origins and `whole` are multiples of the list's origin quantum, so
+/// only the last addition rounds: the offset is the shift's exact value
+/// rounded once (up to the rounding of `rest`, below 2⁻²⁴ of half the
+/// quantum), as in f64, without f64 arithmetic per entry.
 #[inline(always)]
-fn offset<F: Real>(oi: &[f64; 4], oj: [f32; 4], sh: &[f64; 4]) -> [F; 3] {
-    let v: [f64; 4] = std::array::from_fn(|d| oj[d] as f64 + sh[d] - oi[d]);
-    [F::from_f64(v[0]), F::from_f64(v[1]), F::from_f64(v[2])]
-}
-
-/// The origin of cluster `c` in f64 lanes, padded with a zero.
-#[inline(always)]
-fn origin_f64(o: [f32; 3]) -> [f64; 4] {
-    [o[0] as f64, o[1] as f64, o[2] as f64, 0.0]
-}
-
-/// The image shifts padded to four lanes, and to 32 of them (an entry's
-/// 5-bit shift index then needs no bounds check).
-fn shifts4(s: &[[f64; 3]; 27]) -> [[f64; 4]; 32] {
-    std::array::from_fn(|k| s.get(k).map_or([0.0; 4], |v| [v[0], v[1], v[2], 0.0]))
+fn offset<F: Real>(oi: &[F; 4], oj: [f32; 4], img: &Images<F>, shift: u8) -> [F; 3] {
+    let s = shift as usize & 31;
+    let oj = lanes::<F>(oj);
+    // whole − oi does not wait for oj's load; all but the last sum is exact.
+    let v: [F; 4] = std::array::from_fn(|d| (oj[d] + (img.whole[s][d] - oi[d])) + img.rest[s][d]);
+    [v[0], v[1], v[2]]
 }
 
 /// x_j + offset, repeated for each i-lane: `xj[d][a·C + l] = x_j[d][l] + off[d]`.
@@ -1196,17 +1214,15 @@ fn any_within<F: Real>(xi: &[[F; P]; 3], xj: &Lanes<F>, off: [F; 3], same: bool,
 fn task<F: Real, W: Writes<Lanes<F>>, const E: bool>(ctx: &Ctx<'_, F>, w: &mut W) -> (f64, f64) {
     let (mut pe, mut vir) = (0.0, 0.0);
     let mut coef = PairCoef::uniform(ctx.coeffs);
-    let shifts = shifts4(ctx.shifts);
     for ci in w.clusters() {
         let ci = ci as usize;
-        let oi = origin_f64(ctx.list.cluster_origin(ci));
+        let oi = lanes(ctx.list.cluster_origin4(ci));
         let xi = broadcast_i(&ctx.pos[ci]);
         let mut fi = [[F::ZERO; P]; 3];
         let (mut e_acc, mut v_acc) = ([F::ZERO; P], [F::ZERO; P]);
         let at = At {
             ctx,
             oi: &oi,
-            shifts: &shifts,
             xi: &xi,
             ci,
         };
@@ -1241,8 +1257,7 @@ fn task<F: Real, W: Writes<Lanes<F>>, const E: bool>(ctx: &Ctx<'_, F>, w: &mut W
 /// An i-cluster of a task, to run its entries against.
 struct At<'a, 'b, F> {
     ctx: &'a Ctx<'b, F>,
-    oi: &'a [f64; 4],
-    shifts: &'a [[f64; 4]; 32],
+    oi: &'a [F; 4],
     xi: &'a [[F; P]; 3],
     ci: usize,
 }
@@ -1259,10 +1274,11 @@ impl<F: Real> At<'_, '_, F> {
         v_acc: &mut [F; P],
     ) -> (usize, Lanes<F>) {
         let cj = e.cj as usize;
-        let off = offset::<F>(
+        let off = offset(
             self.oi,
             self.ctx.list.cluster_origin4(cj),
-            &self.shifts[e.shift as usize],
+            self.ctx.images,
+            e.shift,
         );
         let fj = pair_block::<F, E>(
             self.xi,
@@ -1534,6 +1550,54 @@ mod tests {
             .map(|f| f.to_bits())
             .collect();
         (pe, vir, bits)
+    }
+
+    /// Each entry's offset (f32 sums on the origins' grid, one rounding) is
+    /// the offset computed in f64 and rounded once, up to one f32 step, in
+    /// small and large boxes; the origins lie on the grid.
+    #[test]
+    fn entry_offsets_round_once() {
+        for (len, n) in [([9.1, 10.3, 11.7], 800usize), ([3000.3, 7.77, 6.31], 3000)] {
+            let bx = PeriodicBox { len };
+            let pos: Vec<[f64; 3]> = (0..n as u64)
+                .map(|i| {
+                    let mut r = Rng::new(11, StreamId::named("test"), 0, i);
+                    std::array::from_fn(|d| r.uniform() * len[d])
+                })
+                .collect();
+            let mut list = ClusterPairList::default();
+            list.build(bx, 2.8, n, |r| pos[r]);
+            let q = list.origin_quantum();
+            let longest = len.iter().copied().fold(0.0, f64::max);
+            assert_eq!(q, 2f32.powi((longest.log2().ceil() as i32) - 21));
+            let img = Images::<f32>::new(&list.image_offsets());
+            let (mut entries, mut exact) = (0, 0);
+            for ci in 0..list.clusters() {
+                let oi = list.cluster_origin4(ci);
+                for d in 0..3 {
+                    assert_eq!((oi[d] / q).fract(), 0.0, "origin off the grid");
+                }
+                for e in list.entries(ci) {
+                    let oj = list.cluster_origin4(e.cj as usize);
+                    let got = offset(&oi, oj, &img, e.shift);
+                    let sh = list.shifts()[e.shift as usize];
+                    for d in 0..3 {
+                        let want = (oj[d] as f64 + sh[d] - oi[d] as f64) as f32;
+                        let step = f32::EPSILON * want.abs().max(f32::MIN_POSITIVE);
+                        assert!((got[d] - want).abs() <= step, "{} vs {want}", got[d]);
+                        exact += (got[d] == want) as usize;
+                    }
+                    entries += 1;
+                }
+            }
+            assert!(entries > n, "{entries} entries");
+            // Different only where the f64 path's own rounding decides a tie.
+            assert!(
+                exact * 1000 >= entries * 3 * 999,
+                "{exact} of {}",
+                entries * 3
+            );
+        }
     }
 
     fn pe_nonzero(r: &[(Simd, u64, u64, Vec<u32>)]) -> bool {
