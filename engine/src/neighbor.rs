@@ -592,13 +592,10 @@ impl ClusterPairList {
         self.geometry().cluster_origin4(c)
     }
 
-    /// The read-only geometry of the last build (origins, shifts).
+    /// The read-only geometry of the last build (cluster origins).
     #[inline]
     fn geometry(&self) -> Geometry<'_> {
-        Geometry {
-            bbox: &self.bbox,
-            shifts: &self.shifts,
-        }
+        Geometry { bbox: &self.bbox }
     }
 
     /// Most clusters any layout of the last build's points can need (every
@@ -677,10 +674,7 @@ impl ClusterPairList {
             rest = r;
             out.push(PruneChunk {
                 clusters: c0 as u32..c1 as u32,
-                geometry: Geometry {
-                    bbox: &self.bbox,
-                    shifts: &self.shifts,
-                },
+                geometry: Geometry { bbox: &self.bbox },
                 starts: &self.starts,
                 base,
                 entries: mine,
@@ -1007,7 +1001,7 @@ pub trait Keep {
 /// each of 32 shift indices (those past 26 all 0): `whole` a multiple of
 /// [`ClusterPairList::origin_quantum`] (exact in f32), `rest` the shift
 /// minus it (smaller than half the quantum). For cluster origins `oi`, `oj`
-/// (f32), `((oj − oi) + whole) + rest` is exact up to its last addition.
+/// (f32), `(oj + (whole − oi)) + rest` is exact up to its last addition.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageOffsets {
     /// The shift rounded to the origins' grid.
@@ -1016,11 +1010,11 @@ pub struct ImageOffsets {
     pub rest: [[f64; 4]; 32],
 }
 
-/// Cluster origins and image shifts of a list, borrowed apart from its entries.
+/// Cluster origins of a list, borrowed apart from its entries (image
+/// shifts: [`ClusterPairList::image_offsets`], taken before borrowing).
 #[derive(Debug, Clone, Copy)]
 pub struct Geometry<'a> {
     bbox: &'a [[f32; 6]],
-    shifts: &'a [[f64; 3]; 27],
 }
 
 impl<'a> Geometry<'a> {
@@ -1036,12 +1030,6 @@ impl<'a> Geometry<'a> {
     pub fn cluster_origin4(&self, c: usize) -> [f32; 4] {
         let b = &self.bbox[c];
         [b[0], b[1], b[2], b[3]]
-    }
-
-    /// As [`ClusterPairList::shifts`].
-    #[inline]
-    pub fn shifts(&self) -> &'a [[f64; 3]; 27] {
-        self.shifts
     }
 }
 

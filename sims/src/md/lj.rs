@@ -1168,7 +1168,7 @@ fn lanes<F: Real>(x: [f32; 4]) -> [F; 4] {
 }
 
 /// What to add to x_j's local coordinates to put them in i's frame:
-/// origin_j + shift − origin_i, as `((oj − oi) + whole) + rest` in four
+/// origin_j + shift − origin_i, as `(oj + (whole − oi)) + rest` in four
 /// lanes (the last unused; `oj` from [`ClusterPairList::cluster_origin4`]).
 /// The origins and `whole` are multiples of the list's origin quantum, so
 /// only the last addition rounds: the offset is the shift's exact value
