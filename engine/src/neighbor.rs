@@ -39,6 +39,9 @@
 //! ([`ClusterPairList::prune_chunks`]): the entries kept come first, the others
 //! are flagged and follow; [`ClusterPairList::active_entries`] yields the kept
 //! prefix, [`ClusterPairList::entries`] all of them. A build clears all flags.
+//! [`ClusterPairList::task_chunks`] lends each force task its own i-clusters'
+//! entries, so that a kernel can prune as it computes
+//! ([`PruneChunk::toggle`]).
 //!
 //! Memory: 4 B per list entry (j-cluster index and shift packed in a `u32`),
 //! 24 B per cluster of bounding box, 8 B per point of slot maps, and the
@@ -211,7 +214,7 @@ impl crate::checkpoint::State for ClusterPairList {
 }
 
 /// A decoded list entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Entry {
     /// The j-cluster.
     pub cj: u32,
@@ -664,24 +667,40 @@ impl ClusterPairList {
     ) -> bumpalo::collections::Vec<'b, PruneChunk<'a>> {
         let nc = self.clusters();
         let chunk = chunk.max(1);
-        let mut out = bumpalo::collections::Vec::with_capacity_in(nc.div_ceil(chunk), bump);
-        let mut rest: &'a mut [u32] = &mut self.entries;
-        let mut c0 = 0;
-        while c0 < nc {
-            let c1 = (c0 + chunk).min(nc);
-            let base = self.starts[c0] as usize;
-            let (mine, r) = rest.split_at_mut(self.starts[c1] as usize - base);
-            rest = r;
-            out.push(PruneChunk {
-                clusters: c0 as u32..c1 as u32,
-                geometry: Geometry { bbox: &self.bbox },
-                starts: &self.starts,
-                base,
-                entries: mine,
-            });
-            c0 = c1;
-        }
-        out
+        let bounds = (0..nc.div_ceil(chunk)).map(|k| k * chunk).chain([nc]);
+        self.entry_chunks(bounds, bump)
+    }
+
+    /// The entries of each force task ([`ClusterPairList::tasks`], in
+    /// order), with the task partition to take the tasks' windows from
+    /// ([`TaskPartition::color_windows`]): force tasks may then prune
+    /// their own i-clusters' entries as they go.
+    pub fn task_chunks<'a, 'b>(
+        &'a mut self,
+        bump: &'b bumpalo::Bump,
+    ) -> (
+        TaskPartition<'a>,
+        bumpalo::collections::Vec<'b, PruneChunk<'a>>,
+    ) {
+        let nc = self.clusters();
+        let bounds = self.task_start.iter().map(|&s| s as usize);
+        let chunks = split(&mut self.entries, &self.starts, &self.bbox, bounds, bump);
+        let part = TaskPartition {
+            task_start: &self.task_start,
+            nc,
+        };
+        (part, chunks)
+    }
+
+    /// The entries of the i-clusters between consecutive `bounds` (cluster
+    /// indices from 0 to [`ClusterPairList::clusters`], increasing), one
+    /// chunk each, allocated in `bump`.
+    pub fn entry_chunks<'a, 'b>(
+        &'a mut self,
+        bounds: impl IntoIterator<Item = usize>,
+        bump: &'b bumpalo::Bump,
+    ) -> bumpalo::collections::Vec<'b, PruneChunk<'a>> {
+        split(&mut self.entries, &self.starts, &self.bbox, bounds, bump)
     }
 
     /// Total entries.
@@ -778,12 +797,68 @@ impl ClusterPairList {
         per_cluster: usize,
         bump: &'b bumpalo::Bump,
     ) -> bumpalo::collections::Vec<'b, TaskWindow<'a, T>> {
-        let nt = self.tasks();
+        TaskPartition {
+            task_start: &self.task_start,
+            nc: self.clusters(),
+        }
+        .color_windows(c, data, per_cluster, bump)
+    }
+}
+
+/// The entries of the i-clusters between consecutive `bounds`, one chunk each.
+fn split<'a, 'b>(
+    mut rest: &'a mut [u32],
+    starts: &'a [u32],
+    bbox: &'a [[f32; 6]],
+    bounds: impl IntoIterator<Item = usize>,
+    bump: &'b bumpalo::Bump,
+) -> bumpalo::collections::Vec<'b, PruneChunk<'a>> {
+    let mut out = bumpalo::collections::Vec::new_in(bump);
+    let mut bounds = bounds.into_iter();
+    let mut c0 = bounds.next().unwrap_or(0);
+    let mut base = starts.get(c0).map_or(0, |&s| s as usize);
+    for c1 in bounds {
+        let end = starts[c1] as usize;
+        let (mine, r) = std::mem::take(&mut rest).split_at_mut(end - base);
+        rest = r;
+        out.push(PruneChunk {
+            clusters: c0 as u32..c1 as u32,
+            geometry: Geometry { bbox },
+            starts,
+            base,
+            entries: mine,
+        });
+        (c0, base) = (c1, end);
+    }
+    out
+}
+
+/// The task partition of a list (see the module docs), borrowed apart from
+/// its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskPartition<'a> {
+    task_start: &'a [u32],
+    nc: usize,
+}
+
+impl TaskPartition<'_> {
+    /// For colour `c`, the tasks of that colour with the clusters they may
+    /// write, as disjoint mutable windows of `data` (which holds `per_cluster`
+    /// values per cluster), allocated in `bump`. Tasks of one colour may run
+    /// in parallel.
+    pub fn color_windows<'a, 'b, T>(
+        &self,
+        c: usize,
+        data: &'a mut [T],
+        per_cluster: usize,
+        bump: &'b bumpalo::Bump,
+    ) -> bumpalo::collections::Vec<'b, TaskWindow<'a, T>> {
+        let nt = self.task_start.len().saturating_sub(1);
         let mut out = bumpalo::collections::Vec::with_capacity_in(nt.div_ceil(COLORS), bump);
         if nt == 1 {
             if c == 0 {
                 out.push(TaskWindow {
-                    clusters: 0..self.clusters() as u32,
+                    clusters: 0..self.nc as u32,
                     base: 0,
                     main: data,
                     wrap: &mut [],
@@ -939,6 +1014,16 @@ pub struct SpillPlan {
 }
 
 impl SpillPlan {
+    /// The tasks' first clusters, then the number of clusters (for
+    /// [`ClusterPairList::entry_chunks`]).
+    pub fn bounds(&self) -> [usize; SPILL_TASKS + 1] {
+        let mut b = [self.nc; SPILL_TASKS + 1];
+        for (x, t) in b.iter_mut().zip(&self.tasks) {
+            *x = t.0;
+        }
+        b
+    }
+
     /// Values the spill buffers hold.
     pub fn len(&self) -> usize {
         self.tasks.iter().map(|t| t.2).sum()
@@ -1053,40 +1138,148 @@ impl PruneChunk<'_> {
     /// kept.
     #[inline(always)]
     pub fn retain_first(&mut self, ci: usize, keep: &mut impl Keep) -> usize {
+        partition(self.entries_of(ci), &mut ByEntry(keep))
+    }
+
+    /// I-cluster `ci`'s active entries, in order.
+    #[inline]
+    pub fn active(&self, ci: usize) -> impl Iterator<Item = Entry> + '_ {
+        self.entries_ref(ci)
+            .iter()
+            .take_while(|&&e| e & PRUNED == 0)
+            .map(|&e| decode(e))
+    }
+
+    /// How many entries i-cluster `ci` has.
+    #[inline]
+    pub fn count(&self, ci: usize) -> usize {
+        (self.starts[ci + 1] - self.starts[ci]) as usize
+    }
+
+    /// All of i-cluster `ci`'s entries (the active ones first), in order.
+    #[inline]
+    pub fn all(&self, ci: usize) -> impl Iterator<Item = Entry> + '_ {
+        self.entries_ref(ci).iter().map(|&e| decode(e))
+    }
+
+    /// Toggles the entries of i-cluster `ci` whose bit is set in `mask`
+    /// (entry `k` in [`PruneChunk::all`]'s order: bit `k`), given that its
+    /// first `active` entries are the active ones: an active one is pruned,
+    /// a pruned one becomes active. Then the active entries come first,
+    /// each group in its current relative order (those that were active
+    /// before those that were not): the same as
+    /// [`PruneChunk::retain_first`] keeping the entries that end up active.
+    /// For i-clusters of at most 64 entries.
+    #[inline]
+    pub fn toggle(&mut self, ci: usize, active: usize, mask: u64) {
+        let es = self.entries_of(ci);
+        debug_assert!(es.len() <= 64 && active <= es.len());
+        debug_assert!(es.get(active).is_none_or(|&e| e & PRUNED != 0));
+        if mask == 0 {
+            return;
+        }
+        // Entries before the first toggled one (or the first pruned one)
+        // stay in place.
+        let s = (mask.trailing_zeros() as usize).min(active);
+        let (a, m) = (active - s, mask >> s);
+        partition(
+            &mut es[s..],
+            &mut ByIndex(0, |i| (i < a) != (m >> i & 1 != 0)),
+        );
+    }
+
+    /// Entries of i-cluster `ci`, by reference.
+    #[inline(always)]
+    fn entries_ref(&self, ci: usize) -> &[u32] {
         let a = self.starts[ci] as usize - self.base;
         let b = self.starts[ci + 1] as usize - self.base;
-        let es = &mut self.entries[a..b];
-        let mut rest = [0u32; 256];
-        if es.len() <= rest.len() {
-            // Branch-free: kept entries are compacted in place (the write
-            // index never passes the read index), the others set aside.
-            let (mut w, mut r) = (0, 0);
-            for i in 0..es.len() {
-                let e = es[i] & !PRUNED;
-                let k = keep.keep(decode(e));
-                es[w] = e;
-                rest[r] = e | PRUNED;
-                w += k as usize;
-                r += !k as usize;
-            }
-            es[w..].copy_from_slice(&rest[..r]);
-            return w;
-        }
-        // Long lists: an in-place Lomuto partition (the flagged group's
-        // order is then not kept, which is equally deterministic).
-        let mut w = 0;
+        &self.entries[a..b]
+    }
+
+    /// I-cluster `ci`'s entries.
+    #[inline(always)]
+    fn entries_of(&mut self, ci: usize) -> &mut [u32] {
+        let a = self.starts[ci] as usize - self.base;
+        let b = self.starts[ci + 1] as usize - self.base;
+        &mut self.entries[a..b]
+    }
+}
+
+/// Re-partitions `es`: the entries `keep(i, e)` keeps (`i`: the index in
+/// `es`) first, unflagged, the others after, flagged as pruned. Returns how
+/// many were kept. Deterministic: depends on the order and `keep` only;
+/// each group keeps its relative order when `es` has at most 256 entries.
+#[inline(always)]
+fn partition(es: &mut [u32], keep: &mut impl KeepAt) -> usize {
+    // The set-aside buffer is sized to the slice (lists have ~30-60
+    // entries per i-cluster; zeroing 1 KiB each time would cost more).
+    if es.len() <= 64 {
+        partition_in::<64>(es, keep)
+    } else {
+        partition_in::<256>(es, keep)
+    }
+}
+
+/// The test of [`partition`]: whether to keep the `i`-th entry, `e`. A
+/// trait with always-inlined methods rather than a closure, so that a
+/// kernel's [`Keep`] is inlined into code built for its CPU features.
+trait KeepAt {
+    fn keep_at(&mut self, i: usize, e: Entry) -> bool;
+}
+
+/// A [`Keep`] test, by entry.
+struct ByEntry<'a, K>(&'a mut K);
+
+impl<K: Keep> KeepAt for ByEntry<'_, K> {
+    #[inline(always)]
+    fn keep_at(&mut self, _: usize, e: Entry) -> bool {
+        self.0.keep(e)
+    }
+}
+
+/// A test by list index: `.1(.0 + i)`.
+struct ByIndex<F>(usize, F);
+
+impl<F: FnMut(usize) -> bool> KeepAt for ByIndex<F> {
+    #[inline(always)]
+    fn keep_at(&mut self, i: usize, _: Entry) -> bool {
+        (self.1)(self.0 + i)
+    }
+}
+
+/// [`partition`] with a set-aside buffer of `N` entries.
+#[inline(always)]
+fn partition_in<const N: usize>(es: &mut [u32], keep: &mut impl KeepAt) -> usize {
+    let mut rest = [0u32; N];
+    if es.len() <= N {
+        // Branch-free: kept entries are compacted in place (the write
+        // index never passes the read index), the others set aside.
+        let (mut w, mut r) = (0, 0);
         for i in 0..es.len() {
             let e = es[i] & !PRUNED;
-            let k = keep.keep(decode(e));
-            // Branch-free Lomuto step: es[w..i] are flagged; a kept entry
-            // swaps with the first of them (with itself when w == i).
-            let t = if w == i { e | PRUNED } else { es[w] };
-            es[i] = if k { t } else { e | PRUNED };
-            es[w] = if k { e } else { t };
+            let k = keep.keep_at(i, decode(e));
+            es[w] = e;
+            rest[r] = e | PRUNED;
             w += k as usize;
+            r += !k as usize;
         }
-        w
+        es[w..].copy_from_slice(&rest[..r]);
+        return w;
     }
+    // Long lists: an in-place Lomuto partition (the flagged group's order
+    // is then not kept, which is equally deterministic).
+    let mut w = 0;
+    for i in 0..es.len() {
+        let e = es[i] & !PRUNED;
+        let k = keep.keep_at(i, decode(e));
+        // Branch-free Lomuto step: es[w..i] are flagged; a kept entry
+        // swaps with the first of them (with itself when w == i).
+        let t = if w == i { e | PRUNED } else { es[w] };
+        es[i] = if k { t } else { e | PRUNED };
+        es[w] = if k { e } else { t };
+        w += k as usize;
+    }
+    w
 }
 
 impl Footprint for ClusterPairList {
@@ -1397,6 +1590,118 @@ mod tests {
         }
         list.build(bx, 2.8, n, |r| pts[r]);
         assert_eq!(list.active_len(), list.len());
+    }
+
+    /// Toggling entries by mask leaves each i-cluster's entries as a whole
+    /// prune keeping the entries that end up active does (the same order,
+    /// the same flags), for random masks over lists pruned before.
+    #[test]
+    fn toggle_equals_retain_first() {
+        let n = 1500;
+        let (_, _, mut list) = random_list(n, 12.0, 5);
+        // A first prune, keeping entries by a hash.
+        struct Hash(u32);
+        impl Keep for Hash {
+            fn keep(&mut self, e: Entry) -> bool {
+                !(e.cj.wrapping_mul(2654435761) ^ e.shift as u32 ^ self.0).is_multiple_of(3)
+            }
+        }
+        let bump = bumpalo::Bump::new();
+        for mut chunk in list.prune_chunks(64, &bump) {
+            for ci in chunk.clusters.clone() {
+                chunk.retain_first(ci as usize, &mut Hash(0));
+            }
+        }
+        let mut other = ClusterPairList {
+            entries: list.entries.clone(),
+            starts: list.starts.clone(),
+            bbox: list.bbox.clone(),
+            col_start: list.col_start.clone(),
+            ..Default::default()
+        };
+        let (mut toggled, mut kept_same) = (0, 0);
+        for round in 1..4u32 {
+            // `list`: toggle a random mask; `other`: retain what ends up active.
+            let mut want = Vec::new();
+            for mut chunk in list.prune_chunks(64, &bump) {
+                for ci in chunk.clusters.clone() {
+                    let ci = ci as usize;
+                    let all: Vec<Entry> = chunk.all(ci).collect();
+                    let active = chunk.active(ci).count();
+                    let mut mask = 0u64;
+                    // (`toggle` takes lists of at most 64 entries.)
+                    for (k, e) in all.iter().enumerate().take_while(|_| all.len() <= 64) {
+                        let h = (e.cj ^ round.wrapping_mul(40503) ^ k as u32) % 7;
+                        let flip = h == 0 && !ci.is_multiple_of(4);
+                        mask |= (flip as u64) << k;
+                    }
+                    toggled += mask.count_ones();
+                    kept_same += (mask == 0) as u32;
+                    let ends_active: Vec<bool> = (0..all.len())
+                        .map(|k| (k < active) != (mask >> k & 1 != 0))
+                        .collect();
+                    if all.len() <= 64 {
+                        chunk.toggle(ci, active, mask);
+                    }
+                    want.push((ci, all, ends_active));
+                }
+            }
+            for mut chunk in other.prune_chunks(64, &bump) {
+                for ci in chunk.clusters.clone() {
+                    let (c, all, ends_active) = &want[ci as usize];
+                    assert_eq!(*c, ci as usize);
+                    struct By<'a>(&'a [Entry], &'a [bool]);
+                    impl Keep for By<'_> {
+                        fn keep(&mut self, e: Entry) -> bool {
+                            self.1[self.0.iter().position(|&x| x == e).unwrap()]
+                        }
+                    }
+                    chunk.retain_first(ci as usize, &mut By(all, ends_active));
+                }
+            }
+            assert_eq!(list.entries, other.entries, "round {round}");
+        }
+        assert!(toggled > 1000 && kept_same > 300, "{toggled} {kept_same}");
+    }
+
+    /// The task chunks hold each task's i-clusters and their entries, in
+    /// task order (one chunk for a single task), for the colour and the
+    /// spill partitions.
+    #[test]
+    fn task_chunks_follow_the_tasks() {
+        for (n, len) in [(6000, 20.0), (400, 9.0)] {
+            let (_, _, mut list) = random_list(n, len, 2);
+            let want: Vec<Vec<Entry>> = (0..list.clusters())
+                .map(|c| list.entries(c).collect())
+                .collect();
+            let tasks: Vec<(u32, u32)> = if list.tasks() > 1 {
+                list.task_start.windows(2).map(|w| (w[0], w[1])).collect()
+            } else {
+                vec![(0, list.clusters() as u32)]
+            };
+            let plan = list.spill_plan();
+            let bump = bumpalo::Bump::new();
+            {
+                let (_, chunks) = list.task_chunks(&bump);
+                assert_eq!(chunks.len(), tasks.len());
+                for (chunk, &(a, b)) in chunks.iter().zip(&tasks) {
+                    assert_eq!(chunk.clusters, a..b);
+                    for ci in a..b {
+                        let got: Vec<Entry> = chunk.all(ci as usize).collect();
+                        assert_eq!(got, want[ci as usize]);
+                    }
+                }
+            }
+            let b = plan.bounds();
+            let chunks = list.entry_chunks(b, &bump);
+            assert_eq!(chunks.len(), SPILL_TASKS);
+            for (t, chunk) in chunks.iter().enumerate() {
+                assert_eq!(chunk.clusters, b[t] as u32..b[t + 1] as u32);
+                for ci in chunk.clusters.clone() {
+                    assert_eq!(chunk.count(ci as usize), want[ci as usize].len());
+                }
+            }
+        }
     }
 
     /// The search runs in waves of as many column ranges as the pool has
