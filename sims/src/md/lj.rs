@@ -668,23 +668,19 @@ pub fn update_neighbors(
     let moved = if !first && (pruning || (due && neigh.policy.check)) {
         let (lo, q) = quantum(&bx.0);
         let xb = &neigh.x_build;
+        let simd = Simd::detect();
         let max2 = par::map_reduce(
             &scratch,
             pos,
             ATOM_CHUNK,
             0.0f64,
             |start, c| {
-                c.iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        let b = xb[start + i];
-                        let r = DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q + lo;
-                        (p.0 - r).length_squared()
-                    })
-                    // `f64::max` without its NaN rule (a NaN is skipped
-                    // either way; non-finite atoms are the kick's to
-                    // report), so the loop vectorises.
-                    .fold(0.0, |m, d| if d > m { d } else { m })
+                simd.run(Moved {
+                    pos: c,
+                    reference: &xb[start..start + c.len()],
+                    lo,
+                    q,
+                })
             },
             f64::max,
         );
@@ -716,6 +712,35 @@ pub fn update_neighbors(
     }
 }
 
+/// The largest squared displacement of some atoms from their quantised
+/// reference positions (a [`Job`], so that it is built for the CPU's
+/// vector instructions).
+struct Moved<'a> {
+    pos: &'a [Position],
+    reference: &'a [[u16; 3]],
+    lo: f64,
+    q: f64,
+}
+
+impl Job for Moved<'_> {
+    type Out = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let (lo, q) = (self.lo, self.q);
+        self.pos
+            .iter()
+            .zip(self.reference)
+            .map(|(p, b)| {
+                let r = DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q + lo;
+                (p.0 - r).length_squared()
+            })
+            // `f64::max` without its NaN rule (a NaN is skipped either way;
+            // non-finite atoms are the kick's to report), so the loop
+            // vectorises.
+            .fold(0.0, |m, d| if d > m { d } else { m })
+    }
+}
+
 /// Stores the quantised positions as the new reference, and their largest error.
 fn set_reference(
     neigh: &mut Neighbors,
@@ -729,21 +754,48 @@ fn set_reference(
     let xb = &mut neigh.x_build;
     neigh.x_err = scratch.with(|bump| {
         let err = bump.alloc_slice_fill_copy(n.div_ceil(ATOM_CHUNK), 0.0f64);
+        let simd = Simd::detect();
         err.par_iter_mut()
             .zip(xb.par_chunks_mut(ATOM_CHUNK))
             .zip(pos.par_chunks(ATOM_CHUNK))
             .for_each(|((e, xs), ps)| {
-                for (x, p) in xs.iter_mut().zip(ps) {
-                    // Nearest step (`as` saturates to 0..=65535; the error
-                    // below accounts for atoms out of range).
-                    let u = (p.0 - lo) / q + 0.5;
-                    *x = [u.x as u16, u.y as u16, u.z as u16];
-                    let b = DVec3::new(x[0] as f64, x[1] as f64, x[2] as f64);
-                    *e = e.max((b * q + lo - p.0).length_squared());
-                }
+                *e = simd.run(Quantise {
+                    pos: ps,
+                    out: xs,
+                    lo,
+                    q,
+                })
             });
         err.iter().copied().fold(0.0, f64::max).sqrt()
     });
+}
+
+/// Quantises some positions into `out`; returns the largest squared error
+/// (a [`Job`], so that it is built for the CPU's vector instructions).
+struct Quantise<'a> {
+    pos: &'a [Position],
+    out: &'a mut [[u16; 3]],
+    lo: f64,
+    q: f64,
+}
+
+impl Job for Quantise<'_> {
+    type Out = f64;
+    #[inline(always)]
+    fn run(self) -> f64 {
+        let (lo, q) = (self.lo, self.q);
+        let mut e = 0.0f64;
+        for (x, p) in self.out.iter_mut().zip(self.pos) {
+            // Nearest step (`as` saturates to 0..=65535; the error below
+            // accounts for atoms out of range).
+            let u = (p.0 - lo) / q + 0.5;
+            *x = [u.x as u16, u.y as u16, u.z as u16];
+            let b = DVec3::new(x[0] as f64, x[1] as f64, x[2] as f64);
+            let d = (b * q + lo - p.0).length_squared();
+            e = if d > e { d } else { e };
+        }
+        e
+    }
 }
 
 /// Origin and resolution of the quantised reference positions: 16 bits over
