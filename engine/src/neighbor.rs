@@ -4,7 +4,9 @@
 //! **Layout.** The box is cut into columns in x-y, each about the footprint of
 //! one cluster; the points of a column are sorted by z and grouped into
 //! clusters of [`CLUSTER`] consecutive points, the last one padded with dummy
-//! slots. Every point gets a *slot* (`slot_of[row]`), every slot a row or
+//! slots. Clusters are numbered column by column: y-major, or in wide boxes
+//! in strips of columns with folded rows, which keeps a j-cluster's data in
+//! L2 between the i-clusters that reach it (`ColumnOrder`). Every point gets a *slot* (`slot_of[row]`), every slot a row or
 //! [`NO_ROW`] (`row_of[slot]`). Kernels work on copies of the coordinates in
 //! slot order, so a cluster's points are contiguous.
 //!
@@ -261,11 +263,12 @@ impl ClusterPairList {
         }
         let ncols = self.ncol[0] * self.ncol[1];
         let (ncx, cl) = (self.ncol[0], self.col_len);
+        let order = ColumnOrder::new(self.ncol);
         let col = |r: usize| {
             let p = pos(r);
             let cx = ((p[0] / cl[0]) as usize).min(ncx - 1);
             let cy = ((p[1] / cl[1]) as usize).min(self.ncol[1] - 1);
-            cy * ncx + cx
+            order.id(cx, cy)
         };
         // Upper bounds, reserved once: every column pads at most one cluster.
         let max_clusters = n / CLUSTER + ncols;
@@ -456,11 +459,13 @@ impl ClusterPairList {
         ];
         let (ncx, ncy) = (self.ncol[0] as i64, self.ncol[1] as i64);
         let cl = self.col_len;
+        let order = ColumnOrder::new(self.ncol);
         reserve_total(near, ((2 * reach[0] + 1) * (2 * reach[1] + 1)) as usize);
         let mut window = 0;
         let mut checks = 0u64;
         for col in cols {
-            let (cy, cx) = ((col / ncx as usize) as i64, (col % ncx as usize) as i64);
+            let (cx, cy) = order.xy(col);
+            let (cx, cy) = (cx as i64, cy as i64);
             // The columns whose cells come within r_list of this one's, in
             // a fixed order (y, then x), with the image shift to apply.
             near.clear();
@@ -469,7 +474,7 @@ impl ClusterPairList {
                 let (jy, sy) = wrap_col(cy + dy, ncy);
                 for dx in -reach[0]..=reach[0] {
                     let (jx, sx) = wrap_col(cx + dx, ncx);
-                    let jcol = (jy * ncx + jx) as usize;
+                    let jcol = order.id(jx as usize, jy as usize);
                     let x0 = jx as f64 * cl[0] + sx as f64 * bx.len[0];
                     let y0 = jy as f64 * cl[1] + sy as f64 * bx.len[1];
                     let gx = (x0 - (ix0 + cl[0])).max(ix0 - (x0 + cl[0])).max(0.0);
@@ -1325,6 +1330,63 @@ fn decode(e: u32) -> Entry {
     }
 }
 
+/// The order of the columns (and so of the clusters). Boxes narrower than
+/// 3 strips ([`STRIP`] columns in x): y-major (rows in y, x inside a row).
+/// Wider ones: strips of [`STRIP`] columns in x (the last one narrower),
+/// one after the other, each y-major with its rows folded (0, n−1, 1, n−2,
+/// …, so that rows next to each other across the periodic boundary are
+/// close in the order too). Sweeping a strip, an i-cluster's j-clusters lie
+/// in a few rows of the strip and the edge of the next, so they stay in L2
+/// (256,000 LJ atoms: 40 columns a row, whose 3-row reach does not), while
+/// the list's window stays about one strip.
+#[derive(Debug, Clone, Copy)]
+struct ColumnOrder {
+    ncol: [usize; 2],
+    strip: usize,
+    fold: bool,
+}
+
+/// Columns per strip in x (see [`ColumnOrder`]).
+const STRIP: usize = 8;
+
+impl ColumnOrder {
+    fn new(ncol: [usize; 2]) -> Self {
+        let fold = ncol[0] >= 3 * STRIP;
+        let strip = if fold { STRIP } else { ncol[0].max(1) };
+        ColumnOrder { ncol, strip, fold }
+    }
+
+    /// The id of column (cx, cy).
+    #[inline]
+    fn id(&self, cx: usize, cy: usize) -> usize {
+        let ny = self.ncol[1];
+        let x0 = cx / self.strip * self.strip;
+        let w = self.strip.min(self.ncol[0] - x0);
+        let row = match self.fold {
+            false => cy,
+            true if cy < ny.div_ceil(2) => 2 * cy,
+            true => 2 * (ny - 1 - cy) + 1,
+        };
+        x0 * ny + row * w + (cx - x0)
+    }
+
+    /// The column (cx, cy) of an id.
+    #[inline]
+    fn xy(&self, id: usize) -> (usize, usize) {
+        let ny = self.ncol[1];
+        let x0 = id / (self.strip * ny) * self.strip;
+        let w = self.strip.min(self.ncol[0] - x0);
+        let rem = id - x0 * ny;
+        let row = rem / w;
+        let cy = match self.fold {
+            false => row,
+            true if row.is_multiple_of(2) => row / 2,
+            true => ny - 1 - row / 2,
+        };
+        (x0 + rem % w, cy)
+    }
+}
+
 fn wrap_col(c: i64, n: i64) -> (i64, i64) {
     if c < 0 {
         (c + n, -1)
@@ -1422,16 +1484,21 @@ mod tests {
     /// exactly the brute-force ones.
     #[test]
     fn list_covers_every_close_pair_exactly_once() {
+        let mut folded = 0;
         for (n, len, rl) in [
             (500, [8.0, 9.0, 10.0], 2.8),
             (300, [5.6, 5.6, 5.6], 2.8),
             (2000, [13.0, 7.0, 11.5], 3.3),
             (64, [6.0, 6.0, 6.0], 3.0),
+            // Wide boxes: strips of columns, rows folded (ColumnOrder).
+            (3800, [45.0, 9.0, 10.0], 2.8),
+            (2600, [42.0, 12.0, 6.0], 2.8),
         ] {
             let bx = PeriodicBox { len };
             let pts = random_points(n, bx, n as u64);
             let mut list = ClusterPairList::default();
             list.build(bx, rl, n, |r| pts[r]);
+            folded += ColumnOrder::new(list.ncol).fold as usize;
             // Slots are a bijection onto rows.
             let mut seen = vec![false; n];
             for (s, &r) in list.row_of.iter().enumerate() {
@@ -1481,6 +1548,71 @@ mod tests {
             }
             assert_eq!(from_list.len(), brute);
         }
+        assert_eq!(folded, 2, "the wide boxes use strips");
+    }
+
+    /// Column ids and columns correspond one to one, with strips or without
+    /// (widths not a multiple of the strip, odd and even rows, one row).
+    #[test]
+    fn column_order_is_a_bijection() {
+        for ncol in [
+            [5, 7],
+            [24, 1],
+            [24, 2],
+            [27, 5],
+            [40, 40],
+            [43, 8],
+            [30, 9],
+        ] {
+            let o = ColumnOrder::new(ncol);
+            assert_eq!(o.fold, ncol[0] >= 3 * STRIP);
+            let mut seen = vec![false; ncol[0] * ncol[1]];
+            for cy in 0..ncol[1] {
+                for cx in 0..ncol[0] {
+                    let id = o.id(cx, cy);
+                    assert!(!seen[id], "{ncol:?}: ({cx}, {cy}) -> {id} twice");
+                    seen[id] = true;
+                    assert_eq!(o.xy(id), (cx, cy));
+                }
+            }
+        }
+    }
+
+    /// In a wide box (256,000 atoms on an fcc lattice at ρ = 0.8442) the
+    /// strips keep the window to about one strip: the colour partition
+    /// keeps 4 or more tasks per colour (no spill pass).
+    #[test]
+    fn strips_keep_the_window_short() {
+        let (a, cells) = (1.6796, 40);
+        let len = cells as f64 * a;
+        let bx = PeriodicBox { len: [len; 3] };
+        let basis = [
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0],
+            [0.5, 0.0, 0.5],
+            [0.0, 0.5, 0.5],
+        ];
+        let mut pts = Vec::new();
+        for i in 0..cells {
+            for j in 0..cells {
+                for k in 0..cells {
+                    for b in basis {
+                        let c = [i as f64 + b[0], j as f64 + b[1], k as f64 + b[2]];
+                        pts.push(c.map(|x| x * a));
+                    }
+                }
+            }
+        }
+        let mut list = ClusterPairList::default();
+        list.build(bx, 2.8, pts.len(), |r| pts[r]);
+        assert!(ColumnOrder::new(list.ncol).fold);
+        let strip = STRIP * list.ncol[1] * list.clusters() / (list.ncol[0] * list.ncol[1]);
+        assert!(
+            list.window() < strip * 3 / 2,
+            "window {} > 1.5 strips ({strip} clusters)",
+            list.window()
+        );
+        assert!(!list.spills(), "{} tasks", list.tasks());
     }
 
     #[test]

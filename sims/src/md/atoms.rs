@@ -13,8 +13,9 @@ use super::{AtomType, Position, SimBox, Species, Velocity};
 /// (LAMMPS `lattice fcc ρ*`: lattice constant (4/ρ*)^⅓, 4 atoms per cell).
 /// Atoms are numbered cell by cell with y slowest, then x, and z fastest
 /// (LAMMPS's `create_atoms` has x fastest), the order of the neighbour
-/// list's columns; atom i is row i, line i of each `traj.xyz` frame, and draws
-/// velocity stream i.
+/// list's columns (in boxes 24 columns wide or more the list takes them in
+/// strips; each column's atoms are still consecutive rows); atom i is row i,
+/// line i of each `traj.xyz` frame, and draws velocity stream i.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lattice {
