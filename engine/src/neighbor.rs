@@ -1770,7 +1770,7 @@ mod tests {
                     toggled += mask.count_ones();
                     kept_same += (mask == 0) as u32;
                     let ends_active: Vec<bool> = (0..all.len())
-                        .map(|k| (k < active) != (mask >> k & 1 != 0))
+                        .map(|k| (k < active) != (mask.checked_shr(k as u32).unwrap_or(0) & 1 != 0))
                         .collect();
                     if all.len() <= 64 {
                         chunk.toggle(ci, active, mask);

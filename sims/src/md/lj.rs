@@ -827,8 +827,7 @@ pub fn compute_forces(
     // Entries with no pair within cutoff + δ (+ slack for rounding) cannot
     // come within the cutoff before some atom has moved δ/2.
     // Right after a build every entry is active: one pass tests them all.
-    // Later prunes test the pruned entries first and let the force pass
-    // test the active ones (see `run`).
+    // Later prunes are done by the force tasks (see `run`).
     let prune = neigh.prune_due.then(|| {
         let l = neigh
             .list
@@ -872,12 +871,16 @@ struct Prune {
 /// else colour by colour.
 ///
 /// A prune right after a build tests every entry before the force pass.
-/// Later ones find few changes (~1% of the entries each way): the pruned
-/// entries are tested first (those within reach join the active ones), the
-/// force pass tests the active ones with the distances it computes anyway
-/// (one bit per entry), and those out of reach are flagged afterwards. The
-/// list comes out the same as from a whole prune, and the forces too: an
-/// entry about to be flagged adds exact zeros.
+/// Later ones find few changes (~1% of the entries each way) and are done
+/// by the force tasks, each on its own i-clusters' entries (the list lends
+/// them out: [`ClusterPairList::task_chunks`]): the kernel marks the active
+/// entries with no pair within the prune radius from the distances it
+/// computes anyway, then tests the pruned ones (computing any that came
+/// within reach), and the i-cluster's entries are re-partitioned right there
+/// ([`PruneChunk::toggle`]). The list comes out the same as from a whole
+/// prune, and the forces too: an entry about to be pruned adds exact zeros,
+/// and one coming back is computed after the active ones, where a prune
+/// would have put it.
 #[allow(clippy::too_many_arguments)]
 fn run<F: Real>(
     p: &mut Packed<F>,
@@ -952,6 +955,7 @@ fn run<F: Real>(
             let mut wins = part.color_windows(color, &mut p.force, 1, bump);
             let mut mine = bumpalo::collections::Vec::with_capacity_in(wins.len(), bump);
             mine.extend(chunks.iter_mut().skip(color).step_by(COLORS));
+            debug_assert_eq!(wins.len(), mine.len(), "one chunk per task");
             let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
             wins.par_iter_mut()
                 .zip(mine.par_iter_mut())
@@ -1026,6 +1030,7 @@ fn spill_pass<F: Real>(
         .for_each(|c| c.fill([[F::ZERO; CLUSTER]; 3]));
     let (pe, vir) = {
         let mut wins = plan.windows(force, spill, bump);
+        debug_assert_eq!(wins.len(), chunks.len(), "one chunk per task");
         let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
         wins.par_iter_mut()
             .zip(chunks.par_iter_mut())
