@@ -24,7 +24,7 @@
 //! [`COLORS`] of them; tasks of one colour then write disjoint ranges, so they
 //! run in parallel without races, colour after colour. The partition depends on
 //! the points only — never on the thread count — so every force is summed in
-//! the same order with 1 or N threads. [`ClusterPairList::color_windows`] hands
+//! the same order with 1 or N threads. [`TaskPartition::color_windows`] hands
 //! out the disjoint slices safely (`split_at_mut`).
 //!
 //! **Small systems** have few tasks per colour (4,000 LJ atoms: ~2, as the
@@ -791,22 +791,13 @@ impl ClusterPairList {
         SpillPlan { nc, tasks }
     }
 
-    /// For colour `c`, the tasks of that colour with the clusters they may
-    /// write, as disjoint mutable windows of `data` (which holds `per_cluster`
-    /// values per cluster), allocated in `bump`. Tasks of one colour may run
-    /// in parallel.
-    pub fn color_windows<'a, 'b, T>(
-        &self,
-        c: usize,
-        data: &'a mut [T],
-        per_cluster: usize,
-        bump: &'b bumpalo::Bump,
-    ) -> bumpalo::collections::Vec<'b, TaskWindow<'a, T>> {
+    /// The task partition, for [`TaskPartition::color_windows`] (with the
+    /// tasks' entries: [`ClusterPairList::task_chunks`]).
+    pub fn task_partition(&self) -> TaskPartition<'_> {
         TaskPartition {
             task_start: &self.task_start,
             nc: self.clusters(),
         }
-        .color_windows(c, data, per_cluster, bump)
     }
 }
 
@@ -1623,7 +1614,9 @@ mod tests {
         let mut covered = vec![0u8; list.clusters()];
         for c in 0..COLORS {
             let mut data = vec![0u32; list.slots()];
-            let mut wins = list.color_windows(c, &mut data, CLUSTER, &bump);
+            let mut wins = list
+                .task_partition()
+                .color_windows(c, &mut data, CLUSTER, &bump);
             for w in wins.iter_mut() {
                 for ci in w.clusters.clone() {
                     covered[ci as usize] += 1;
