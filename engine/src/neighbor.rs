@@ -1149,7 +1149,7 @@ impl PruneChunk<'_> {
     /// How many entries i-cluster `ci` has.
     #[inline]
     pub fn count(&self, ci: usize) -> usize {
-        (self.starts[ci + 1] - self.starts[ci]) as usize
+        self.range(ci).len()
     }
 
     /// All of i-cluster `ci`'s entries (the active ones first), in order.
@@ -1178,26 +1178,26 @@ impl PruneChunk<'_> {
         // stay in place.
         let s = (mask.trailing_zeros() as usize).min(active);
         let (a, m) = (active - s, mask >> s);
-        partition(
-            &mut es[s..],
-            &mut ByIndex(0, |i| (i < a) != (m >> i & 1 != 0)),
-        );
+        partition(&mut es[s..], &mut ByIndex(|i| (i < a) != (m >> i & 1 != 0)));
+    }
+
+    /// Where i-cluster `ci`'s entries are in the chunk's slice.
+    #[inline(always)]
+    fn range(&self, ci: usize) -> std::ops::Range<usize> {
+        self.starts[ci] as usize - self.base..self.starts[ci + 1] as usize - self.base
     }
 
     /// Entries of i-cluster `ci`, by reference.
     #[inline(always)]
     fn entries_ref(&self, ci: usize) -> &[u32] {
-        let a = self.starts[ci] as usize - self.base;
-        let b = self.starts[ci + 1] as usize - self.base;
-        &self.entries[a..b]
+        &self.entries[self.range(ci)]
     }
 
     /// I-cluster `ci`'s entries.
     #[inline(always)]
     fn entries_of(&mut self, ci: usize) -> &mut [u32] {
-        let a = self.starts[ci] as usize - self.base;
-        let b = self.starts[ci + 1] as usize - self.base;
-        &mut self.entries[a..b]
+        let r = self.range(ci);
+        &mut self.entries[r]
     }
 }
 
@@ -1233,13 +1233,13 @@ impl<K: Keep> KeepAt for ByEntry<'_, K> {
     }
 }
 
-/// A test by list index: `.1(.0 + i)`.
-struct ByIndex<F>(usize, F);
+/// A test by index in the slice.
+struct ByIndex<F>(F);
 
 impl<F: FnMut(usize) -> bool> KeepAt for ByIndex<F> {
     #[inline(always)]
     fn keep_at(&mut self, i: usize, _: Entry) -> bool {
-        (self.1)(self.0 + i)
+        (self.0)(i)
     }
 }
 

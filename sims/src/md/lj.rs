@@ -730,10 +730,7 @@ impl Job for Moved<'_> {
         self.pos
             .iter()
             .zip(self.reference)
-            .map(|(p, b)| {
-                let r = DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q + lo;
-                (p.0 - r).length_squared()
-            })
+            .map(|(p, &b)| (p.0 - dequantise(b, lo, q)).length_squared())
             // `f64::max` without its NaN rule (a NaN is skipped either way;
             // non-finite atoms are the kick's to report), so the loop
             // vectorises.
@@ -790,12 +787,17 @@ impl Job for Quantise<'_> {
             // accounts for atoms out of range).
             let u = (p.0 - lo) / q + 0.5;
             *x = [u.x as u16, u.y as u16, u.z as u16];
-            let b = DVec3::new(x[0] as f64, x[1] as f64, x[2] as f64);
-            let d = (b * q + lo - p.0).length_squared();
+            let d = (dequantise(*x, lo, q) - p.0).length_squared();
             e = if d > e { d } else { e };
         }
         e
     }
+}
+
+/// The position a quantised reference stands for (see [`quantum`]).
+#[inline(always)]
+fn dequantise(b: [u16; 3], lo: f64, q: f64) -> DVec3 {
+    DVec3::new(b[0] as f64, b[1] as f64, b[2] as f64) * q + lo
 }
 
 /// Origin and resolution of the quantised reference positions: 16 bits over
