@@ -493,7 +493,7 @@ impl ClusterPairList {
                             next_up((y0 + cl[1]) as f32),
                         ],
                         shift: [sx as f32 * len[0], sy as f32 * len[1]],
-                        image: [sx as i32, sy as i32],
+                        image: shift_index(sx as i32, sy as i32, -1),
                         cur: [c0; 3],
                     });
                 }
@@ -504,68 +504,79 @@ impl ClusterPairList {
                 if bi[0] > bi[3] {
                     continue; // an empty cluster cannot happen, but be safe
                 }
+                // The clusters ahead of ci in cyclic order (it lists pairs
+                // with those; the ones behind list it): [ci, e1) and [0, e2).
+                let (e1, e2) = ahead_of(ci, nc as u32);
+                // Images in z (index, shift) matter only near the z faces.
+                let mut zimages = [(0u32, 0.0f32); 3];
+                let mut nz = 0;
+                for (m, sz) in [(0u32, -1.0f32), (1, 0.0), (2, 1.0)] {
+                    zimages[nz] = (m, sz * len[2]);
+                    nz += usize::from(
+                        m == 1 || (m == 0 && bi[2] - rs < 0.0) || (m == 2 && bi[5] + rs >= len[2]),
+                    );
+                }
+                let zimages = &zimages[..nz];
                 // Accepted entries of this i-cluster, flushed in batches
                 // (so that accepting is branch-free).
-                let mut buf = [0u32; 64];
-                let mut nbuf = 0;
+                let mut out = Batch {
+                    buf: [0; BATCH],
+                    n: 0,
+                };
+                let mut last_d = 0;
                 for nb in near.iter_mut() {
-                    // Columns wholly behind ci in cyclic order hold no pair
-                    // of its (they list it themselves).
-                    let f0 = nb.c0 as usize + nc - ci as usize;
-                    let f0 = if f0 >= nc { f0 - nc } else { f0 };
-                    if !(nb.c0..nb.c1).contains(&ci) && 2 * f0 > nc {
+                    // The column's clusters ahead of ci: [a1, b1) and
+                    // [c0, b2). Columns wholly behind hold no pair of its
+                    // (they list it themselves).
+                    let (a1, b1, b2) = (nb.c0.max(ci), nb.c1.min(e1), nb.c1.min(e2));
+                    if a1 >= b1 && nb.c0 >= b2 {
                         continue;
                     }
                     // The column's cell must come within r_list of the
                     // i-cluster in x-y.
-                    let gx = (nb.cell[0] - bi[3]).max(bi[0] - nb.cell[1]).max(0.0);
-                    let gy = (nb.cell[2] - bi[4]).max(bi[1] - nb.cell[3]).max(0.0);
+                    let gx = fmax(fmax(nb.cell[0] - bi[3], bi[0] - nb.cell[1]), 0.0);
+                    let gy = fmax(fmax(nb.cell[2] - bi[4], bi[1] - nb.cell[3]), 0.0);
                     if gx * gx + gy * gy >= r2 {
                         continue;
                     }
-                    for (m, sz) in [-1i32, 0, 1].into_iter().enumerate() {
-                        // Images in z matter only near the z faces.
-                        if (sz == 1 && bi[5] + rs < len[2]) || (sz == -1 && bi[2] - rs >= 0.0) {
-                            continue;
-                        }
-                        let s = [nb.shift[0], nb.shift[1], sz as f32 * len[2]];
-                        let image = shift_index(nb.image[0], nb.image[1], sz);
+                    for &(m, sz) in zimages {
                         // Clusters of a column are sorted by z: only those
                         // whose shifted z-range meets [lo, hi] can be close.
                         // Both bounds only grow along the i-column, so the
                         // first candidate is a cursor that only moves on.
-                        let lo = bi[2] - rs - s[2];
-                        let hi = bi[5] + rs - s[2];
-                        let mut c = nb.cur[m];
+                        let lo = bi[2] - rs - sz;
+                        let mut c = nb.cur[m as usize];
                         while c < nb.c1 && self.bbox[c as usize][5] < lo {
                             c += 1;
                         }
-                        nb.cur[m] = c;
-                        for (cj, bj) in (c..nb.c1).zip(&self.bbox[c as usize..nb.c1 as usize]) {
-                            if bj[2] > hi {
-                                break;
+                        nb.cur[m as usize] = c;
+                        // The i-box in the j-column's image.
+                        let ib = Shifted {
+                            lo: [bi[0] - nb.shift[0], bi[1] - nb.shift[1], bi[2] - sz],
+                            hi: [bi[3] - nb.shift[0], bi[4] - nb.shift[1], bi[5] - sz],
+                            zmax: bi[5] + rs - sz,
+                            r2,
+                            image: nb.image + m,
+                        };
+                        // The ahead candidates in ascending order. The
+                        // window is the largest cyclic distance of an
+                        // entry: that of a sweep's last.
+                        if nb.c0 < b2 {
+                            let (k, last) = ib.sweep(&self.bbox, c, b2, entries, &mut out);
+                            checks += k;
+                            if last != NONE {
+                                last_d = last_d.max(last as usize + nc - ci as usize);
                             }
-                            let d = if cj >= ci {
-                                (cj - ci) as usize
-                            } else {
-                                (cj as usize + nc) - ci as usize
-                            };
-                            // d == 0 is the cluster with itself (any image;
-                            // kernels take j > i inside it).
-                            let ahead = d == 0 || d < nc - d || (d == nc - d && ci < cj);
-                            checks += ahead as u64;
-                            let accept = ahead & (bbox_dist2(&bi, bj, s) < r2);
-                            buf[nbuf] = (cj << SHIFT_BITS) | image;
-                            nbuf += accept as usize;
-                            window = window.max(if accept { d } else { 0 });
-                            if nbuf == buf.len() {
-                                entries.extend_from_slice(&buf);
-                                nbuf = 0;
-                            }
+                        }
+                        let (k, last) = ib.sweep(&self.bbox, c.max(a1), b1, entries, &mut out);
+                        checks += k;
+                        if last != NONE {
+                            last_d = last_d.max((last - ci) as usize);
                         }
                     }
                 }
-                entries.extend_from_slice(&buf[..nbuf]);
+                window = window.max(last_d);
+                entries.extend_from_slice(&out.buf[..out.n]);
             }
         }
         (window, checks)
@@ -1396,17 +1407,87 @@ fn next_up(x: f32) -> f32 {
     x.next_up()
 }
 
-/// Squared distance between two boxes, the second shifted by `s` (f32).
-#[inline]
-fn bbox_dist2(a: &[f32; 6], b: &[f32; 6], s: [f32; 3]) -> f32 {
-    let mut d2 = 0.0;
-    for k in 0..3 {
-        let gap = (b[k] + s[k] - a[k + 3])
-            .max(a[k] - (b[k + 3] + s[k]))
-            .max(0.0);
-        d2 += gap * gap;
+/// The larger of two finite values (one `maxss`; `f32::max` also orders
+/// NaNs, which costs a compare and a blend more).
+#[inline(always)]
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+/// The clusters ahead of `ci` among `nc` in cyclic order, whose pairs with
+/// `ci` its own entries hold, as two linear ranges `[ci, e1)` and `[0, e2)`
+/// (`e2 == 0` when the range does not wrap). Ahead means a cyclic distance
+/// d = (cj − ci) mod nc below nc − d; at d = nc − d (even `nc`), the one
+/// with the larger index is ahead of the other.
+#[inline(always)]
+fn ahead_of(ci: u32, nc: u32) -> (u32, u32) {
+    let len = (nc - 1) / 2 + 1 + u32::from(nc.is_multiple_of(2) && ci < nc / 2);
+    let end = ci + len;
+    (end.min(nc), end.saturating_sub(nc))
+}
+
+/// Entries an i-cluster's search buffers before appending them.
+const BATCH: usize = 64;
+
+/// No cluster.
+const NONE: u32 = u32::MAX;
+
+/// An i-cluster's accepted entries, flushed to the list in batches.
+struct Batch {
+    buf: [u32; BATCH],
+    n: usize,
+}
+
+/// An i-cluster's bounding box in a j-column's image (the column's shift
+/// subtracted), with what a sweep of that column needs.
+struct Shifted {
+    lo: [f32; 3],
+    hi: [f32; 3],
+    /// The highest z-minimum a j-box may have to come within reach.
+    zmax: f32,
+    r2: f32,
+    /// The entry's shift index.
+    image: u32,
+}
+
+impl Shifted {
+    /// Tests the j-clusters `from..to` of a column (sorted by z) in order
+    /// until one starts above [`Shifted::zmax`], appending those within
+    /// reach to `out`. Returns the clusters tested and the last one taken
+    /// ([`NONE`] if none).
+    #[inline(always)]
+    fn sweep(
+        &self,
+        bbox: &[[f32; 6]],
+        from: u32,
+        to: u32,
+        entries: &mut Vec<u32>,
+        out: &mut Batch,
+    ) -> (u64, u32) {
+        let (mut n, mut last, mut cj) = (out.n, NONE, from);
+        while cj < to {
+            let bj = &bbox[cj as usize];
+            if bj[2] > self.zmax {
+                break;
+            }
+            let mut d2 = 0.0;
+            for k in 0..3 {
+                let gap = fmax(fmax(bj[k] - self.hi[k], self.lo[k] - bj[k + 3]), 0.0);
+                d2 += gap * gap;
+            }
+            let accept = d2 < self.r2;
+            out.buf[n % BATCH] = (cj << SHIFT_BITS) | self.image; // n < BATCH
+            n += usize::from(accept);
+            last = if accept { cj } else { last };
+            if n == BATCH {
+                entries.extend_from_slice(&out.buf);
+                n = 0;
+            }
+            cj += 1;
+        }
+        out.n = n;
+        (u64::from(cj - from), last)
     }
-    d2
 }
 
 /// Output of one search task that is appended after the wave's first.
@@ -1434,9 +1515,10 @@ struct NearColumn {
     c1: u32,
     /// Its cell in x-y, in the i-column's image (rounded outwards): x0, x1, y0, y1.
     cell: [f32; 4],
-    /// The image shift in x and y, and its index (−1, 0, 1 per axis).
+    /// The image shift in x and y, and the shift index of its z image −1
+    /// (z images 0, 1 and 2 add 0, 1 and 2).
     shift: [f32; 2],
-    image: [i32; 2],
+    image: u32,
     /// Per z image (−1, 0, 1): the first cluster that may still reach the
     /// current i-cluster.
     cur: [u32; 3],
@@ -1481,6 +1563,8 @@ mod tests {
             (300, [5.6, 5.6, 5.6], 2.8),
             (2000, [13.0, 7.0, 11.5], 3.3),
             (64, [6.0, 6.0, 6.0], 3.0),
+            // One column: its clusters ahead of ci wrap around the end.
+            (40, [5.6, 5.6, 20.0], 2.8),
             // Wide boxes: strips of columns, rows folded (ColumnOrder).
             (3800, [45.0, 9.0, 10.0], 2.8),
             (2600, [42.0, 12.0, 6.0], 2.8),
@@ -1501,10 +1585,11 @@ mod tests {
             }
             assert!(seen.iter().all(|&x| x));
             let mut from_list = std::collections::HashMap::new();
+            let mut window = 0;
             for ci in 0..list.clusters() {
                 for e in list.entries(ci) {
                     let cj = e.cj as usize;
-                    assert!((cj + list.clusters() - ci) % list.clusters() <= list.window());
+                    window = window.max((cj + list.clusters() - ci) % list.clusters());
                     let sh = list.shifts()[e.shift as usize];
                     for a in 0..CLUSTER {
                         for b in 0..CLUSTER {
@@ -1538,8 +1623,26 @@ mod tests {
                 }
             }
             assert_eq!(from_list.len(), brute);
+            assert_eq!(list.window(), window, "the window is the farthest entry");
         }
         assert_eq!(folded, 2, "the wide boxes use strips");
+    }
+
+    /// `ahead_of` gives the clusters ahead of ci by the definition (cyclic
+    /// distance d below nc − d, the larger index at d = nc − d).
+    #[test]
+    fn ahead_of_is_the_half_ahead() {
+        for nc in 1..40u32 {
+            for ci in 0..nc {
+                let (e1, e2) = ahead_of(ci, nc);
+                for cj in 0..nc {
+                    let d = (cj + nc - ci) % nc;
+                    let ahead = d == 0 || d < nc - d || (d == nc - d && ci < cj);
+                    let got = (ci..e1).contains(&cj) || (0..e2).contains(&cj);
+                    assert_eq!(got, ahead, "nc {nc} ci {ci} cj {cj}");
+                }
+            }
+        }
     }
 
     /// Column ids and columns correspond one to one, with strips or without
