@@ -168,9 +168,14 @@ impl Kick<'_> {
         pos.par_chunks_mut(CHUNK)
             .zip(vel.par_chunks_mut(CHUNK))
             .enumerate()
-            .map(|(k, (pos, vel))| match self.types {
-                Some(t) => self.chunk::<F, true>(force, k * CHUNK, pos, vel, t),
-                None => self.chunk::<F, false>(force, k * CHUNK, pos, vel, &[]),
+            .map(|(k, (pos, vel))| {
+                let start = k * CHUNK;
+                match (self.types, self.drift.is_some()) {
+                    (Some(t), true) => self.chunk::<F, true, true>(force, start, pos, vel, t),
+                    (Some(t), false) => self.chunk::<F, true, false>(force, start, pos, vel, t),
+                    (None, true) => self.chunk::<F, false, true>(force, start, pos, vel, &[]),
+                    (None, false) => self.chunk::<F, false, false>(force, start, pos, vel, &[]),
+                }
             })
             .reduce(
                 || None,
@@ -183,10 +188,10 @@ impl Kick<'_> {
     }
 
     /// One chunk starting at row `start`: v += ½·dt·F/m, and x += dt·v when
-    /// drifting. Flags a bad atom without a branch per atom; only a chunk
+    /// drifting (`DRIFT`). Flags a bad atom without a branch per atom; only a chunk
     /// with one is searched again for the first.
     #[inline(always)]
-    fn chunk<F: Real, const TYPED: bool>(
+    fn chunk<F: Real, const TYPED: bool, const DRIFT: bool>(
         &self,
         force: &[Lanes<F>],
         start: usize,
@@ -209,10 +214,13 @@ impl Kick<'_> {
             let f = DVec3::new(fc[0][l].to_f64(), fc[1][l].to_f64(), fc[2][l].to_f64());
             let vn = v.0.as_dvec3() + f * (half * inv);
             v.0 = vn.as_vec3();
-            if self.drift.is_some() {
+            if DRIFT {
                 let d = v.0.as_dvec3() * self.dt;
                 x.0 += d;
-                ok &= d.length_squared() <= limit2 && x.0.is_finite();
+                // x − x is 0 for a finite x and NaN otherwise: one test for
+                // the three coordinates, and no branch.
+                let finite = (x.0 - x.0).element_sum() == 0.0;
+                ok &= (d.length_squared() <= limit2) & finite;
             }
         }
         if ok {
