@@ -217,9 +217,9 @@ impl Kick<'_> {
             if DRIFT {
                 let d = v.0.as_dvec3() * self.dt;
                 x.0 += d;
-                // x − x is 0 for a finite x and NaN otherwise: one test for
+                // 0·x is 0 for a finite x and NaN otherwise: one test for
                 // the three coordinates, and no branch.
-                let finite = (x.0 - x.0).element_sum() == 0.0;
+                let finite = (x.0 * 0.0).element_sum() == 0.0;
                 ok &= (d.length_squared() <= limit2) & finite;
             }
         }
