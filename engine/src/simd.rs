@@ -82,6 +82,18 @@ pub trait Job {
     /// Does the work (implementations should be `#[inline(always)]`, so
     /// the body is compiled with the caller's target features).
     fn run(self) -> Self::Out;
+
+    /// The same work, compiled for [`Simd::Avx512`]: `run` unless the job
+    /// has a variant of its own (which may use AVX-512F intrinsics, since
+    /// it only ever runs on a CPU that has them). It must compute the same
+    /// bits as `run`.
+    #[inline(always)]
+    fn run_avx512(self) -> Self::Out
+    where
+        Self: Sized,
+    {
+        self.run()
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -93,5 +105,5 @@ fn run_avx2<J: Job>(job: J) -> J::Out {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn run_avx512<J: Job>(job: J) -> J::Out {
-    job.run()
+    job.run_avx512()
 }
