@@ -438,10 +438,16 @@ impl Real for f32 {
         self as f64
     }
     #[inline(always)]
+    #[cfg_attr(
+        target_arch = "x86_64",
+        expect(unsafe_code, reason = "calls the AVX-512F variant (see `Wide`)")
+    )]
     fn sub_pairs<const V512: bool>(out: &mut Lanes<f32>, f: &[[f32; P]; 3]) {
         #[cfg(target_arch = "x86_64")]
         if V512 {
-            sub_pairs_avx512(out, f);
+            // SAFETY: `V512` code runs only on CPUs with AVX-512F (see
+            // `Wide`).
+            unsafe { avx512::sub_pairs(out, f) };
             return;
         }
         for d in 0..3 {
@@ -449,48 +455,6 @@ impl Real for f32 {
                 *o -= x;
             }
         }
-    }
-}
-
-/// [`Real::sub_pairs`] for f32 in AVX-512F: the three components' i-lane
-/// sums in eight shuffles and adds (with the pairs [`reduce_lanes`] adds:
-/// (a0 + a2) + (a1 + a3)), and one masked read-modify-write of the
-/// j-cluster's 12 values. The generic loops take about twice as many
-/// instructions, on the kernel's busiest ports.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[expect(
-    unsafe_code,
-    reason = "AVX-512F intrinsics, reached only from code built for AVX-512F"
-)]
-fn sub_pairs_avx512(out: &mut Lanes<f32>, f: &[[f32; P]; 3]) {
-    use std::arch::x86_64::*;
-    // SAFETY: called only with `V512`, which only `ForceJob::run_avx512`
-    // instantiates; `Simd::run` calls that only for `Simd::Avx512`, which
-    // `Simd::detect` returns only after `is_x86_feature_detected!("avx512f")`.
-    // The loads read the three 16-float arrays of `f`; the masked load and
-    // store touch only the 12 floats of `out` (mask 0x0fff; `Lanes<f32>` is
-    // `[[f32; 4]; 3]`, 12 contiguous floats).
-    unsafe {
-        let x = _mm512_loadu_ps(f[0].as_ptr());
-        let y = _mm512_loadu_ps(f[1].as_ptr());
-        let z = _mm512_loadu_ps(f[2].as_ptr());
-        // Quarters are i-lanes: [x0, x1, y0, y1] + [x2, x3, y2, y3].
-        let h = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0x44>(x, y),
-            _mm512_shuffle_f32x4::<0xee>(x, y),
-        );
-        // [z0, z1] + [z2, z3].
-        let zh = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(z)));
-        let hz = _mm512_castps256_ps512(_mm256_add_ps(_mm512_castps512_ps256(z), zh));
-        // [x0+x2, y0+y2, z0+z2, ·] + [x1+x3, y1+y3, z1+z3, ·].
-        let r = _mm512_add_ps(
-            _mm512_shuffle_f32x4::<0x08>(h, hz),
-            _mm512_shuffle_f32x4::<0x5d>(h, hz),
-        );
-        let o = out.as_mut_ptr().cast::<f32>();
-        let v = _mm512_maskz_loadu_ps(0x0fff, o);
-        _mm512_mask_storeu_ps(o, 0x0fff, _mm512_sub_ps(v, r));
     }
 }
 
@@ -509,6 +473,59 @@ impl Real for f64 {
 
 /// x/y/z lanes of one cluster.
 pub type Lanes<F> = [[F; CLUSTER]; 3];
+
+/// A precision's entry loop in AVX-512F intrinsics, where it has one
+/// ([`avx512`]: f32).
+///
+/// The kernel's tasks are compiled once per [`Simd`] variant; the one for
+/// [`Simd::Avx512`] (`V512` in [`task`], instantiated only by
+/// [`Job::run_avx512`], which [`Simd::run`] calls only for `Simd::Avx512`,
+/// which [`Simd::detect`] returns only after detecting AVX-512F) may call
+/// these. That is what makes their `unsafe` calls sound.
+trait Wide: Real {
+    /// Runs i-cluster `at.ci`'s active entries with the coefficients `c`
+    /// (as the portable loop in [`task`] does, to the bit), or returns
+    /// `None` to leave them to it. Some: the flip bits and the count.
+    #[inline(always)]
+    fn active512<W: Writes<Lanes<Self>>, const E: bool, const N: bool>(
+        _at: &At<'_, '_, Self>,
+        _c: &PairCoef<Self>,
+        _entries: impl Iterator<Item = Entry>,
+        _w: &mut W,
+        _acc: (&mut [[Self; P]; 3], &mut [Self; P], &mut [Self; P]),
+        _near_r2: Self,
+    ) -> Option<(u64, usize)> {
+        None
+    }
+}
+
+impl Wide for f64 {}
+
+impl Wide for f32 {
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    #[expect(unsafe_code, reason = "calls the AVX-512F variant (see `Wide`)")]
+    fn active512<W: Writes<Lanes<f32>>, const E: bool, const N: bool>(
+        at: &At<'_, '_, f32>,
+        c: &PairCoef<f32>,
+        entries: impl Iterator<Item = Entry>,
+        w: &mut W,
+        (f, e, v): (&mut [[f32; P]; 3], &mut [f32; P], &mut [f32; P]),
+        near_r2: f32,
+    ) -> Option<(u64, usize)> {
+        let acc = avx512::Acc { f, e, v };
+        // SAFETY: called only from `V512` code (see `Wide`): the CPU has
+        // AVX-512F.
+        Some(unsafe { avx512::active::<W, E, N>(at, c, entries, w, acc, near_r2) })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[expect(
+    unsafe_code,
+    reason = "AVX-512F intrinsics, reached only from code built for AVX-512F"
+)]
+mod avx512;
 
 /// Cluster-ordered coordinates, types and forces in precision `F`.
 #[derive(Debug, Default)]
@@ -953,7 +970,7 @@ struct Prune {
 /// and one coming back is computed after the active ones, where a prune
 /// would have put it.
 #[allow(clippy::too_many_arguments)]
-fn run<F: Real>(
+fn run<F: Wide>(
     p: &mut Packed<F>,
     list: &mut ClusterPairList,
     pos: &[Position],
@@ -1045,7 +1062,7 @@ fn run<F: Real>(
 /// entries `chunk`; energy and virial when `energy`; pruning them as it goes
 /// when `ctx.near` is set.
 #[inline(always)]
-fn force_job<F: Real, W: Writes<Lanes<F>>>(
+fn force_job<F: Wide, W: Writes<Lanes<F>>>(
     ctx: &Ctx<'_, F>,
     w: &mut W,
     chunk: &mut PruneChunk<'_>,
@@ -1075,7 +1092,7 @@ struct SpillPass<'a, 'b> {
 /// spill buffer; then each cluster adds its spilled forces in task order.
 /// The spill buffers are sized once to `room` (a quarter of headroom on the
 /// list's reach), so later builds do not allocate.
-fn spill_pass<F: Real>(
+fn spill_pass<F: Wide>(
     ctx: &Ctx<'_, F>,
     pass: SpillPass<'_, '_>,
     force: &mut [Lanes<F>],
@@ -1270,7 +1287,7 @@ struct ForceJob<'a, 'b, 'c, F, W, const E: bool, const N: bool> {
     chunk: &'a mut PruneChunk<'c>,
 }
 
-impl<F: Real, W: Writes<Lanes<F>>, const E: bool, const N: bool> Job
+impl<F: Wide, W: Writes<Lanes<F>>, const E: bool, const N: bool> Job
     for ForceJob<'_, '_, '_, F, W, E, N>
 {
     type Out = (f64, f64);
@@ -1428,7 +1445,7 @@ fn any_within<F: Real>(xi: &[[F; P]; 3], xj: &Lanes<F>, off: [F; 3], same: bool,
 /// computes, should one have come within reach); see [`run`]. `V512`: built
 /// for AVX-512F ([`Real::sub_pairs`]).
 #[inline(always)]
-fn task<F: Real, W: Writes<Lanes<F>>, const E: bool, const N: bool, const V512: bool>(
+fn task<F: Wide, W: Writes<Lanes<F>>, const E: bool, const N: bool, const V512: bool>(
     ctx: &Ctx<'_, F>,
     w: &mut W,
     chunk: &mut PruneChunk<'_>,
@@ -1453,16 +1470,28 @@ fn task<F: Real, W: Writes<Lanes<F>>, const E: bool, const N: bool, const V512: 
         // Bit k: entry k changes sides (for lists of at most 64 entries).
         let mut flip = 0u64;
         let mut active = 0;
-        for (k, e) in chunk.active(ci).enumerate() {
-            if ctx.typed {
-                coef.gather(ctx.coeffs, &ctx.types[ci], &ctx.types[e.cj as usize]);
+        // AVX-512 builds run untyped entries in intrinsics (the same bits).
+        let wide = if V512 && !ctx.typed {
+            let acc = (&mut fi, &mut e_acc, &mut v_acc);
+            F::active512::<W, E, N>(&at, &coef, chunk.active(ci), w, acc, r2)
+        } else {
+            None
+        };
+        if let Some(done) = wide {
+            (flip, active) = done;
+        } else {
+            for (k, e) in chunk.active(ci).enumerate() {
+                if ctx.typed {
+                    coef.gather(ctx.coeffs, &ctx.types[ci], &ctx.types[e.cj as usize]);
+                }
+                let (cj, fj, near) =
+                    at.entry::<E, N>(e, &coef, &mut fi, &mut e_acc, &mut v_acc, r2);
+                F::sub_pairs::<V512>(w.one(cj), &fj);
+                if N && !near {
+                    flip |= 1 << (k % 64);
+                }
+                active = k + 1;
             }
-            let (cj, fj, near) = at.entry::<E, N>(e, &coef, &mut fi, &mut e_acc, &mut v_acc, r2);
-            F::sub_pairs::<V512>(w.one(cj), &fj);
-            if N && !near {
-                flip |= 1 << (k % 64);
-            }
-            active = k + 1;
         }
         if N {
             // The pruned entries: those within reach again are computed
@@ -1663,34 +1692,64 @@ mod tests {
         (bx, n, pos, types, table)
     }
 
-    /// Every SIMD variant this CPU runs gives the same force and energy bits.
+    /// Every SIMD variant gives the same forces, energy, virial and list,
+    /// bit for bit: typed and untyped (the AVX-512 build runs untyped
+    /// entries in intrinsics), with and without energy, with no prune, a
+    /// whole prune and a prune in the force tasks, in the colour and the
+    /// spill pass.
     #[test]
     fn simd_variants_are_bitwise_identical() {
-        let (bx, n, pos, types, table) = fixture(800, 5, 3);
-        let mut list = ClusterPairList::default();
-        list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
+        let (bx, n, pos, types, typed) = fixture(800, 5, 3);
+        let one: Lj = toml::from_str("cutoff = 2.5").unwrap();
+        let untyped = LjTable::new(&one, &["A".into()]).unwrap();
+        let zeros = vec![AtomType(0); n as usize];
         let scratch = ScratchArenas::new(1);
-        let variants = Simd::available();
-        let mut results = Vec::new();
-        for simd in variants {
-            // The prune pass runs per variant too.
-            let spill = list.spills();
-            let (pe, vir, bits) = pass(
-                &mut list,
-                (&pos, &types, &table),
-                &scratch,
-                Some(2.65 * 2.65),
-                simd,
-                spill,
-            );
-            results.push((simd, pe.to_bits(), vir.to_bits(), bits));
+        let r2 = 2.65 * 2.65;
+        let prunes = [
+            None,
+            Some(Prune { r2, whole: true }),
+            Some(Prune { r2, whole: false }),
+        ];
+        let mut cases = 0;
+        for (types, table) in [(&types, &typed), (&zeros, &untyped)] {
+            for (energy, prune, spill) in variant_cases(&prunes) {
+                let mut results = Vec::new();
+                for simd in Simd::available() {
+                    let mut list = ClusterPairList::default();
+                    list.build(bx, 2.8, n as usize, |r| pos[r].0.to_array());
+                    let data = (&pos[..], &types[..], table);
+                    let (pe, vir, bits) =
+                        pass_with(&mut list, data, &scratch, prune, simd, spill, energy);
+                    let kept: Vec<Entry> = (0..list.clusters())
+                        .flat_map(|c| list.active_entries(c).collect::<Vec<_>>())
+                        .collect();
+                    results.push((simd, pe.to_bits(), vir.to_bits(), bits, kept));
+                }
+                assert!(!energy || f64::from_bits(results[0].1) != 0.0);
+                for r in &results[1..] {
+                    let base = &results[0];
+                    assert_eq!(r.1, base.1, "{:?} energy differs from baseline", r.0);
+                    assert_eq!(r.2, base.2, "{:?} virial differs from baseline", r.0);
+                    assert!(r.3 == base.3, "{:?} forces differ from baseline", r.0);
+                    assert!(r.4 == base.4, "{:?} list differs from baseline", r.0);
+                }
+                cases += 1;
+            }
         }
-        assert!(pe_nonzero(&results));
-        for r in &results[1..] {
-            assert_eq!(r.1, results[0].1, "{:?} energy differs from baseline", r.0);
-            assert_eq!(r.2, results[0].2, "{:?} virial differs from baseline", r.0);
-            assert!(r.3 == results[0].3, "{:?} forces differ from baseline", r.0);
+        assert_eq!(cases, 24);
+    }
+
+    /// (energy, prune, spill) for every energy flag, prune and pass.
+    fn variant_cases(prunes: &[Option<Prune>; 3]) -> Vec<(bool, Option<Prune>, bool)> {
+        let mut v = Vec::new();
+        for energy in [true, false] {
+            for &prune in prunes {
+                for spill in [false, true] {
+                    v.push((energy, prune, spill));
+                }
+            }
         }
+        v
     }
 
     /// Pruning right after a build drops only entries whose pairs are all out
@@ -1944,9 +2003,5 @@ mod tests {
                 entries * 3
             );
         }
-    }
-
-    fn pe_nonzero(r: &[(Simd, u64, u64, Vec<u32>)]) -> bool {
-        f64::from_bits(r[0].1) != 0.0
     }
 }
