@@ -17,7 +17,10 @@
 //! `"double"`: f64), energies and virials per cluster pair in f64. Newton's
 //! third law halves the work; the list's coloured task partition (or, for
 //! small systems, its spill tasks) makes the force sums independent of the
-//! thread count.
+//! thread count. The lane loops are compiled per [`Simd`] variant and give
+//! the same bits on each; the AVX-512 build runs untyped entries through
+//! intrinsics, two at a time (`avx512`, the same operations in the same
+//! order).
 //!
 //! **Dynamic pruning** (exact). After each build, and whenever some atom may
 //! have moved δ/2 (δ = 0.75 × skin) since the last prune, each
@@ -412,7 +415,7 @@ pub trait Real:
     fn to_f64(self) -> f64;
 
     /// `out[d][l] -= Σ_a f[d][a·C + l]`: a j-cluster's forces from its
-    /// cluster pair's, summed over the i-lanes as [`reduce_lanes`] orders
+    /// cluster pair's, summed over the i-lanes as `reduce_lanes` orders
     /// the sum. With `V512` (code built for AVX-512F only: see
     /// [`Job::run_avx512`]) a type may use a shorter instruction sequence
     /// for the same sums.
