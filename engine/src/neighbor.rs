@@ -234,7 +234,7 @@ impl ClusterPairList {
         bx: PeriodicBox,
         r_list: f64,
         n: usize,
-        pos: impl Fn(usize) -> [f64; 3],
+        pos: impl Fn(usize) -> [f64; 3] + Sync,
     ) {
         debug_assert!(2.0 * r_list <= bx.min_len() + 1e-12);
         self.r_list = r_list;
@@ -251,8 +251,11 @@ impl ClusterPairList {
     }
 
     /// Columns and slots: counting sort by column into padded column
-    /// segments of `row_of`, then a z sort inside each column.
-    fn layout(&mut self, bx: PeriodicBox, n: usize, pos: &impl Fn(usize) -> [f64; 3]) {
+    /// segments of `row_of`, then a z sort inside each column. The column
+    /// of each point, the z sorts and the bounding boxes run on the pool
+    /// (each column's sort is independent: the same slots on any thread
+    /// count); the counting itself is a cheap serial pass.
+    fn layout(&mut self, bx: PeriodicBox, n: usize, pos: &(impl Fn(usize) -> [f64; 3] + Sync)) {
         let volume = bx.volume();
         let density = (n.max(1) as f64) / volume;
         // Column footprint ≈ one cube of CLUSTER points.
@@ -262,14 +265,8 @@ impl ClusterPairList {
             self.col_len[d] = bx.len[d] / self.ncol[d] as f64;
         }
         let ncols = self.ncol[0] * self.ncol[1];
-        let (ncx, cl) = (self.ncol[0], self.col_len);
+        let (ncx, ncy, cl) = (self.ncol[0], self.ncol[1], self.col_len);
         let order = ColumnOrder::new(self.ncol);
-        let col = |r: usize| {
-            let p = pos(r);
-            let cx = ((p[0] / cl[0]) as usize).min(ncx - 1);
-            let cy = ((p[1] / cl[1]) as usize).min(self.ncol[1] - 1);
-            order.id(cx, cy)
-        };
         // Upper bounds, reserved once: every column pads at most one cluster.
         let max_clusters = n / CLUSTER + ncols;
         reserve_total(&mut self.col_start, ncols + 1);
@@ -278,11 +275,25 @@ impl ClusterPairList {
         reserve_total(&mut self.slot_of, n);
         reserve_total(&mut self.bbox, max_clusters);
         reserve_total(&mut self.starts, max_clusters + 1);
+        // Each point's column, kept in slot_of until the slots are known.
+        self.slot_of.clear();
+        self.slot_of.resize(n, 0);
+        self.slot_of
+            .par_chunks_mut(LAYOUT_CHUNK)
+            .enumerate()
+            .for_each(|(k, cols)| {
+                for (i, c) in cols.iter_mut().enumerate() {
+                    let p = pos(k * LAYOUT_CHUNK + i);
+                    let cx = ((p[0] / cl[0]) as usize).min(ncx - 1);
+                    let cy = ((p[1] / cl[1]) as usize).min(ncy - 1);
+                    *c = order.id(cx, cy) as u32;
+                }
+            });
         // Points per column.
         self.cursor.clear();
         self.cursor.resize(ncols + 1, 0);
-        for r in 0..n {
-            self.cursor[col(r)] += 1;
+        for &c in &self.slot_of {
+            self.cursor[c as usize] += 1;
         }
         // First cluster of each column; cursor becomes the next free slot.
         self.col_start.clear();
@@ -296,53 +307,78 @@ impl ClusterPairList {
         }
         self.row_of.clear();
         self.row_of.resize(clusters as usize * CLUSTER, NO_ROW);
-        for r in 0..n {
-            let k = &mut self.cursor[col(r)];
+        for (r, &c) in self.slot_of.iter().enumerate() {
+            let k = &mut self.cursor[c as usize];
             self.row_of[*k as usize] = r as u32;
             *k += 1;
         }
-        self.slot_of.clear();
-        self.slot_of.resize(n, 0);
-        for c in 0..ncols {
-            let a = self.col_start[c] as usize * CLUSTER;
-            let b = self.cursor[c] as usize; // end of the column's real points
-            self.row_of[a..b].sort_unstable_by(|&p, &q| {
-                pos(p as usize)[2]
-                    .total_cmp(&pos(q as usize)[2])
-                    .then(p.cmp(&q))
+        // z sorts, in up to SORT_GROUPS contiguous ranges of columns.
+        let (col_start, cursor) = (&self.col_start, &self.cursor);
+        let groups = ncols.min(SORT_GROUPS);
+        let mut rest = &mut self.row_of[..];
+        let mut base = 0;
+        let mut ranges: [(&mut [u32], usize, usize, usize); SORT_GROUPS] =
+            std::array::from_fn(|g| {
+                let (c0, c1) = if g < groups {
+                    (g * ncols / groups, (g + 1) * ncols / groups)
+                } else {
+                    (ncols, ncols)
+                };
+                let end = col_start[c1] as usize * CLUSTER;
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(end - base);
+                rest = tail;
+                let first = base;
+                base = end;
+                (head, first, c0, c1)
             });
-            for s in a..b {
-                self.slot_of[self.row_of[s] as usize] = s as u32;
+        ranges.par_iter_mut().for_each(|(seg, first, c0, c1)| {
+            for c in *c0..*c1 {
+                let a = col_start[c] as usize * CLUSTER - *first;
+                let b = cursor[c] as usize - *first; // end of the column's real points
+                seg[a..b].sort_unstable_by(|&p, &q| {
+                    pos(p as usize)[2]
+                        .total_cmp(&pos(q as usize)[2])
+                        .then(p.cmp(&q))
+                });
+            }
+        });
+        for (s, &r) in self.row_of.iter().enumerate() {
+            if r != NO_ROW {
+                self.slot_of[r as usize] = s as u32;
             }
         }
     }
 
-    fn bounding_boxes(&mut self, pos: &impl Fn(usize) -> [f64; 3]) {
+    fn bounding_boxes(&mut self, pos: &(impl Fn(usize) -> [f64; 3] + Sync)) {
         let q = self.origin_quantum();
         let nc = self.clusters();
+        let rows = &self.row_of;
         self.bbox.clear();
-        self.bbox.resize(
-            nc,
-            [f32::MAX, f32::MAX, f32::MAX, f32::MIN, f32::MIN, f32::MIN],
-        );
-        for (s, &r) in self.row_of.iter().enumerate() {
-            if r == NO_ROW {
-                continue;
-            }
-            let p = pos(r as usize);
-            let b = &mut self.bbox[s / CLUSTER];
-            for d in 0..3 {
-                // Round outwards so the f32 box contains the f64 point.
-                b[d] = b[d].min(next_down(p[d] as f32));
-                b[d + 3] = b[d + 3].max(next_up(p[d] as f32));
-            }
-        }
-        // Origins on the quantum's grid (exact: q is a power of two).
-        for b in &mut self.bbox {
-            for x in &mut b[..3] {
-                *x = (*x / q).floor() * q;
-            }
-        }
+        self.bbox.resize(nc, [0.0; 6]);
+        self.bbox
+            .par_chunks_mut(LAYOUT_CHUNK / CLUSTER)
+            .enumerate()
+            .for_each(|(k, boxes)| {
+                for (i, b) in boxes.iter_mut().enumerate() {
+                    let c = k * (LAYOUT_CHUNK / CLUSTER) + i;
+                    *b = [f32::MAX, f32::MAX, f32::MAX, f32::MIN, f32::MIN, f32::MIN];
+                    for &r in &rows[c * CLUSTER..(c + 1) * CLUSTER] {
+                        if r == NO_ROW {
+                            continue;
+                        }
+                        let p = pos(r as usize);
+                        for d in 0..3 {
+                            // Round outwards so the f32 box contains the f64 point.
+                            b[d] = b[d].min(next_down(p[d] as f32));
+                            b[d + 3] = b[d + 3].max(next_up(p[d] as f32));
+                        }
+                    }
+                    // Origins on the quantum's grid (exact: q is a power of two).
+                    for x in &mut b[..3] {
+                        *x = (*x / q).floor() * q;
+                    }
+                }
+            });
     }
 
     fn search(&mut self, bx: PeriodicBox) {
@@ -1498,6 +1534,14 @@ struct Side {
     near: Vec<NearColumn>,
 }
 
+/// Points per task of the layout's parallel passes (column of each point,
+/// bounding boxes).
+const LAYOUT_CHUNK: usize = 4096;
+
+/// Column ranges the z sorts of a layout are split into (fixed: the sorts
+/// are per column, so the slots never depend on it).
+const SORT_GROUPS: usize = 64;
+
 /// Column ranges the list search is split into, at most (a number fixed by
 /// the layout, so the work split never depends on the thread count).
 const SEARCH_TASKS: usize = 64;
@@ -1947,19 +1991,23 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
+                // The layout (slots, boxes) and the entries.
+                let state = |l: &ClusterPairList| {
+                    (
+                        (l.row_of.clone(), l.slot_of.clone(), l.bbox.clone()),
+                        (l.entries.clone(), l.starts.clone(), l.window),
+                    )
+                };
                 let mut list = ClusterPairList::default();
                 list.build(bx, 2.8, pts.len(), |r| pts[r]);
-                let first = (list.entries.clone(), list.starts.clone(), list.window);
+                let first = state(&list);
                 list.build(bx, 2.8, pts.len(), |r| pts[r]);
-                assert_eq!(
-                    first,
-                    (list.entries.clone(), list.starts.clone(), list.window)
-                );
+                assert_eq!(first, state(&list));
                 (first, list.bbox_checks)
             })
         };
         let one = build(1);
-        assert!(one.0.0.len() > 10_000);
+        assert!(one.0.1.0.len() > 10_000);
         assert_eq!(build(2), one);
         assert_eq!(build(3), one);
     }
