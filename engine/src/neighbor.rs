@@ -1976,9 +1976,10 @@ mod tests {
         }
     }
 
-    /// The search runs in waves of as many column ranges as the pool has
-    /// threads: the list is the same, entry for entry, on 1, 2 or 3 threads,
-    /// and rebuilding it in place (buffers reused) gives it again.
+    /// The layout's passes run on the pool and the search in waves of as
+    /// many column ranges as the pool has threads: the slots, the boxes and
+    /// the list are the same, entry for entry, on 1, 2 or 3 threads, and
+    /// rebuilding in place (buffers reused) gives them again.
     #[test]
     fn the_list_does_not_depend_on_the_thread_count() {
         let bx = PeriodicBox {
