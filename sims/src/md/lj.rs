@@ -421,10 +421,16 @@ pub trait Real:
     /// for the same sums.
     #[inline(always)]
     fn sub_pairs<const V512: bool>(out: &mut Lanes<Self>, f: &[[Self; P]; 3]) {
-        for d in 0..3 {
-            for (o, x) in out[d].iter_mut().zip(reduce_lanes(&f[d])) {
-                *o -= x;
-            }
+        sub_reduced(out, f);
+    }
+}
+
+/// `out[d][l] -= Σ_a f[d][a·C + l]`, summed by [`reduce_lanes`].
+#[inline(always)]
+fn sub_reduced<F: Real>(out: &mut Lanes<F>, f: &[[F; P]; 3]) {
+    for d in 0..3 {
+        for (o, x) in out[d].iter_mut().zip(reduce_lanes(&f[d])) {
+            *o -= x;
         }
     }
 }
@@ -453,11 +459,7 @@ impl Real for f32 {
             unsafe { avx512::sub_pairs(out, f) };
             return;
         }
-        for d in 0..3 {
-            for (o, x) in out[d].iter_mut().zip(reduce_lanes(&f[d])) {
-                *o -= x;
-            }
-        }
+        sub_reduced(out, f);
     }
 }
 
@@ -1559,8 +1561,8 @@ struct At<'a, 'b, F> {
 }
 
 impl<F: Real> At<'_, '_, F> {
-    /// One entry: adds to the i-accumulators, returns the j-cluster, its
-    /// forces, and (when `N`) whether a pair is closer than √`r2`.
+    /// One entry: adds to the i-accumulators, returns the j-cluster, the
+    /// per-pair forces, and (when `N`) whether a pair is closer than √`r2`.
     #[inline(always)]
     fn entry<const E: bool, const N: bool>(
         &self,
@@ -1595,7 +1597,8 @@ impl<F: Real> At<'_, '_, F> {
 
 /// The 16 interactions of one cluster pair, as flat branch-free lane loops
 /// (the compiler vectorises them). Adds to the i-forces `fi` (per pair, summed
-/// per i-atom by the caller) and returns the j-forces, and when `N` whether
+/// per i-atom by the caller) and returns the per-pair forces (for the
+/// j-cluster: [`Real::sub_pairs`] sums them per j-atom), and when `N` whether
 /// a pair (taken once inside a cluster) is closer than √`near_r2`, with the
 /// distances of [`any_within`].
 #[inline(always)]
