@@ -413,16 +413,6 @@ pub trait Real:
     fn from_f64(x: f64) -> Self;
     /// To f64 (exact).
     fn to_f64(self) -> f64;
-
-    /// `out[d][l] -= Σ_a f[d][a·C + l]`: a j-cluster's forces from its
-    /// cluster pair's, summed over the i-lanes as `reduce_lanes` orders
-    /// the sum. With `V512` (code built for AVX-512F only: see
-    /// [`Job::run_avx512`]) a type may use a shorter instruction sequence
-    /// for the same sums.
-    #[inline(always)]
-    fn sub_pairs<const V512: bool>(out: &mut Lanes<Self>, f: &[[Self; P]; 3]) {
-        sub_reduced(out, f);
-    }
 }
 
 /// `out[d][l] -= Σ_a f[d][a·C + l]`, summed by [`reduce_lanes`].
@@ -446,21 +436,6 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
-    #[inline(always)]
-    #[cfg_attr(
-        target_arch = "x86_64",
-        expect(unsafe_code, reason = "calls the AVX-512F variant (see `Wide`)")
-    )]
-    fn sub_pairs<const V512: bool>(out: &mut Lanes<f32>, f: &[[f32; P]; 3]) {
-        #[cfg(target_arch = "x86_64")]
-        if V512 {
-            // SAFETY: `V512` code runs only on CPUs with AVX-512F (see
-            // `Wide`).
-            unsafe { avx512::sub_pairs(out, f) };
-            return;
-        }
-        sub_reduced(out, f);
-    }
 }
 
 impl Real for f64 {
@@ -479,8 +454,8 @@ impl Real for f64 {
 /// x/y/z lanes of one cluster.
 pub type Lanes<F> = [[F; CLUSTER]; 3];
 
-/// A precision's entry loop in AVX-512F intrinsics, where it has one
-/// ([`avx512`]: f32).
+/// A precision's kernel pieces in AVX-512F intrinsics, where it has them
+/// ([`avx512`]: f32): the j-sums and the entry loop.
 ///
 /// The kernel's tasks are compiled once per [`Simd`] variant; the one for
 /// [`Simd::Avx512`] (`V512` in [`task`], instantiated only by
@@ -488,6 +463,16 @@ pub type Lanes<F> = [[F; CLUSTER]; 3];
 /// which [`Simd::detect`] returns only after detecting AVX-512F) may call
 /// these. That is what makes their `unsafe` calls sound.
 trait Wide: Real {
+    /// `out[d][l] -= Σ_a f[d][a·C + l]`: a j-cluster's forces from its
+    /// cluster pair's, summed over the i-lanes as `reduce_lanes` orders
+    /// the sum. With `V512` (code built for AVX-512F only: see
+    /// `Job::run_avx512`) a type may use a shorter instruction sequence
+    /// for the same sums.
+    #[inline(always)]
+    fn sub_pairs<const V512: bool>(out: &mut Lanes<Self>, f: &[[Self; P]; 3]) {
+        sub_reduced(out, f);
+    }
+
     /// Runs i-cluster `at.ci`'s active entries with the coefficients `c`
     /// (as the portable loop in [`task`] does, to the bit), or returns
     /// `None` to leave them to it. Some: the flip bits and the count.
@@ -507,6 +492,21 @@ trait Wide: Real {
 impl Wide for f64 {}
 
 impl Wide for f32 {
+    #[inline(always)]
+    #[cfg_attr(
+        target_arch = "x86_64",
+        expect(unsafe_code, reason = "calls the AVX-512F variant (see `Wide`)")
+    )]
+    fn sub_pairs<const V512: bool>(out: &mut Lanes<f32>, f: &[[f32; P]; 3]) {
+        #[cfg(target_arch = "x86_64")]
+        if V512 {
+            // SAFETY: `V512` code runs only on CPUs with AVX-512F (see
+            // `Wide`).
+            unsafe { avx512::sub_pairs(out, f) };
+            return;
+        }
+        sub_reduced(out, f);
+    }
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     #[expect(unsafe_code, reason = "calls the AVX-512F variant (see `Wide`)")]
@@ -1448,7 +1448,7 @@ fn any_within<F: Real>(xi: &[[F; P]; 3], xj: &Lanes<F>, off: [F; 3], same: bool,
 /// entries are pruned right after: the active ones the kernel finds with no
 /// pair within the prune radius, the pruned ones it tests after them (and
 /// computes, should one have come within reach); see [`run`]. `V512`: built
-/// for AVX-512F ([`Real::sub_pairs`]).
+/// for AVX-512F ([`Wide::sub_pairs`]).
 #[inline(always)]
 fn task<F: Wide, W: Writes<Lanes<F>>, const E: bool, const N: bool, const V512: bool>(
     ctx: &Ctx<'_, F>,
@@ -1598,7 +1598,7 @@ impl<F: Real> At<'_, '_, F> {
 /// The 16 interactions of one cluster pair, as flat branch-free lane loops
 /// (the compiler vectorises them). Adds to the i-forces `fi` (per pair, summed
 /// per i-atom by the caller) and returns the per-pair forces (for the
-/// j-cluster: [`Real::sub_pairs`] sums them per j-atom), and when `N` whether
+/// j-cluster: [`Wide::sub_pairs`] sums them per j-atom), and when `N` whether
 /// a pair (taken once inside a cluster) is closer than √`near_r2`, with the
 /// distances of [`any_within`].
 #[inline(always)]

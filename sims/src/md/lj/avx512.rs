@@ -3,7 +3,7 @@
 //! entries at a time.
 //!
 //! It computes what the portable loop ([`super::pair_block`] and
-//! [`super::Real::sub_pairs`]) computes, operation for operation (no FMA, the
+//! [`super::Wide::sub_pairs`]) computes, operation for operation (no FMA, the
 //! same order of every sum), so the forces, energies and prune decisions are
 //! bit for bit the same on every [`Simd`](microcosm_engine::simd::Simd)
 //! variant (`simd_variants_are_bitwise_identical` checks it). What it adds is
@@ -186,7 +186,7 @@ pub(super) fn sub_reduced(out: &mut Lanes<f32>, f: [__m512; 3]) {
     }
 }
 
-/// [`super::Real::sub_pairs`] from per-pair arrays.
+/// [`super::Wide::sub_pairs`] from per-pair arrays.
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(super) fn sub_pairs(out: &mut Lanes<f32>, f: &[[f32; P]; 3]) {
