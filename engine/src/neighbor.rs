@@ -822,7 +822,7 @@ impl ClusterPairList {
 
     /// The [`SPILL_TASKS`] spill tasks of a force pass ([`SpillPlan::windows`])
     /// and where they put each cluster's spilled values
-    /// ([`SpillPlan::sources`]).
+    /// ([`SpillPlan::runs`]).
     /// Task `t` owns clusters `[t·nc/K, (t+1)·nc/K)` and reaches `window`
     /// clusters ahead of them (fewer if that wraps onto its own).
     pub fn spill_plan(&self) -> SpillPlan {
@@ -1028,6 +1028,15 @@ pub struct SpillWindow<'a, T> {
     spill: &'a mut [T],
 }
 
+impl<T: Copy> SpillWindow<'_, T> {
+    /// Sets every value the task writes (its own clusters' and its spill
+    /// buffer's) to `v`: the task zeroes what it will add to, on its own thread.
+    pub fn fill(&mut self, v: T) {
+        self.own.fill(v);
+        self.spill.fill(v);
+    }
+}
+
 impl<T> Writes<T> for SpillWindow<'_, T> {
     #[inline(always)]
     fn clusters(&self) -> std::ops::Range<u32> {
@@ -1080,9 +1089,10 @@ impl SpillPlan {
     /// The spill tasks, which may all run at once: task `t` owns clusters
     /// `[t·nc/K, (t+1)·nc/K)` of `data` (one value per cluster) and writes
     /// the clusters ahead of them it reaches into its part of `spill` (at
-    /// least [`SpillPlan::len`] values, which the caller zeroes); afterwards
-    /// [`SpillPlan::sources`] says where each cluster's spilled values are,
-    /// to add them in task order.
+    /// least [`SpillPlan::len`] values; a task can zero its part and its own
+    /// clusters with [`SpillWindow::fill`]); afterwards [`SpillPlan::runs`]
+    /// says where each cluster's spilled values are, to add them in task
+    /// order.
     pub fn windows<'a, 'b, T>(
         &self,
         data: &'a mut [T],
@@ -1107,13 +1117,25 @@ impl SpillPlan {
         out
     }
 
-    /// Where cluster `c`'s spilled values are in the spill buffer, in task
-    /// order (the order to add them in).
-    #[inline]
-    pub fn sources(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
-        self.tasks.iter().filter_map(move |&(a, b, len, first)| {
-            let off = if c >= a { c - a } else { c + self.nc - a };
-            (off >= b - a && off - (b - a) < len).then(|| first + off - (b - a))
+    /// Where the spilled values of clusters `c0..c1` are, as runs
+    /// `(cluster, at, len)`: clusters `cluster..cluster + len` have theirs
+    /// at `at..at + len` of the spill buffer. The runs come in task order,
+    /// so adding them in this order adds each cluster's spills in task
+    /// order; a task's reach (clusters `b..b + len`, cyclic) gives at most
+    /// two runs.
+    pub fn runs(&self, c0: usize, c1: usize) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        let nc = self.nc;
+        self.tasks.iter().flat_map(move |&(_, b, len, first)| {
+            // The reach as two linear pieces: from b % nc up to the end of
+            // the clusters, then from cluster 0 on.
+            let start = b % nc.max(1);
+            let head = len.min(nc - start);
+            [(start, first, head), (0, first + head, len - head)]
+                .into_iter()
+                .filter_map(move |(c, at, n)| {
+                    let (lo, hi) = (c.max(c0), (c + n).min(c1));
+                    (lo < hi).then(|| (lo, at + lo - c, hi - lo))
+                })
         })
     }
 }
@@ -1811,21 +1833,28 @@ mod tests {
             }
         }
         drop(wins);
-        let mut seen = vec![0u32; spill.len()];
-        for (c, d) in data.iter_mut().enumerate() {
-            let mut last = None;
-            for at in plan.sources(c) {
-                assert!(last < Some(at), "task order");
-                last = Some(at);
-                *d += spill[at];
-                seen[at] += 1;
+        // Any cut of the clusters into chunks finds the same spills.
+        for chunk in [1, 7, 256, nc] {
+            let mut sum = data.clone();
+            let mut seen = vec![0u32; spill.len()];
+            let mut last = vec![None; nc];
+            for c0 in (0..nc).step_by(chunk) {
+                for (c, at, len) in plan.runs(c0, (c0 + chunk).min(nc)) {
+                    for i in 0..len {
+                        assert!((c0..c0 + chunk).contains(&(c + i)), "inside the chunk");
+                        assert!(last[c + i] < Some(at + i), "task order");
+                        last[c + i] = Some(at + i);
+                        sum[c + i] += spill[at + i];
+                        seen[at + i] += 1;
+                    }
+                }
             }
+            assert_eq!(sum, expect, "chunk {chunk}");
+            assert!(
+                seen.iter().all(|&k| k == 1),
+                "each spill slot is one cluster's"
+            );
         }
-        assert_eq!(data, expect);
-        assert!(
-            seen.iter().all(|&k| k == 1),
-            "each spill slot is one cluster's"
-        );
     }
 
     /// Pruning partitions each cluster's entries: kept first, flagged after,

@@ -986,7 +986,7 @@ fn run<F: Wide>(
     simd: Simd,
     spill: bool,
 ) -> (f64, f64) {
-    pack(p, list, pos, types);
+    pack(p, list, pos, types, !spill);
     let images = Images::<F>::new(&list.image_offsets());
     let r2 = prune.map_or(F::ZERO, |p| F::from_f64(p.r2));
     if let Some(Prune { whole: true, .. }) = prune {
@@ -1094,9 +1094,13 @@ struct SpillPass<'a, 'b> {
 
 /// The force pass of a small system as [`SPILL_TASKS`] tasks at once (their
 /// entries: `chunks`), each writing the clusters ahead of its own into its
-/// spill buffer; then each cluster adds its spilled forces in task order.
-/// The spill buffers are sized once to `room` (a quarter of headroom on the
-/// list's reach), so later builds do not allocate.
+/// spill buffer; then each cluster adds its spilled forces in task order
+/// (as contiguous runs: [`SpillPlan::runs`]). Each task first zeroes what it
+/// adds to, its own clusters' forces and its spill buffer, so no pass over
+/// them runs before (it would cost a parallel region, and the lines would
+/// be written by one core and then by another). The spill buffers are
+/// sized once to `room` (a quarter of headroom on the list's reach), so
+/// later builds do not allocate.
 fn spill_pass<F: Wide>(
     ctx: &Ctx<'_, F>,
     pass: SpillPass<'_, '_>,
@@ -1118,9 +1122,6 @@ fn spill_pass<F: Wide>(
     if spill.len() < need {
         spill.resize(need, [[F::ZERO; CLUSTER]; 3]);
     }
-    spill[..need]
-        .par_chunks_mut(PACK_CHUNK)
-        .for_each(|c| c.fill([[F::ZERO; CLUSTER]; 3]));
     let (pe, vir) = {
         let mut wins = plan.windows(force, spill, bump);
         debug_assert_eq!(wins.len(), chunks.len(), "one chunk per task");
@@ -1129,7 +1130,10 @@ fn spill_pass<F: Wide>(
             .zip(chunks.par_iter_mut())
             .zip(out.par_iter_mut())
             .with_max_len(1)
-            .for_each(|((w, c), o)| *o = force_job(ctx, w, c, energy, simd));
+            .for_each(|((w, c), o)| {
+                w.fill([[F::ZERO; CLUSTER]; 3]);
+                *o = force_job(ctx, w, c, energy, simd)
+            });
         out.iter()
             .fold((0.0, 0.0), |(pe, vir), &(e, v)| (pe + e, vir + v))
     };
@@ -1138,11 +1142,15 @@ fn spill_pass<F: Wide>(
         .par_chunks_mut(PACK_CHUNK)
         .enumerate()
         .for_each(|(k, fs)| {
-            for (i, f) in fs.iter_mut().enumerate() {
-                for at in plan.sources(k * PACK_CHUNK + i) {
+            let c0 = k * PACK_CHUNK;
+            for (c, at, len) in plan.runs(c0, c0 + fs.len()) {
+                for (f, s) in fs[c - c0..c - c0 + len]
+                    .iter_mut()
+                    .zip(&spill[at..at + len])
+                {
                     for d in 0..3 {
                         for l in 0..CLUSTER {
-                            f[d][l] += spill[at][d][l];
+                            f[d][l] += s[d][l];
                         }
                     }
                 }
@@ -1152,13 +1160,16 @@ fn spill_pass<F: Wide>(
 }
 
 /// Copies positions into cluster order (relative to each cluster's origin;
-/// dummy lanes far away) and zeroes the forces. Buffers are sized once to the
-/// most clusters a layout can need, so later rebuilds never reallocate.
+/// dummy lanes far away), and zeroes the forces when `zero` (the colour
+/// pass; spill tasks zero their own clusters' forces, on their own
+/// thread, as they start). Buffers are sized once to the most clusters a
+/// layout can need, so later rebuilds never reallocate.
 fn pack<F: Real>(
     p: &mut Packed<F>,
     list: &ClusterPairList,
     pos: &[Position],
     types: Option<&[AtomType]>,
+    zero: bool,
 ) {
     let nc = list.clusters();
     let cap = list.max_clusters();
@@ -1197,7 +1208,9 @@ fn pack<F: Real>(
                         }
                     }
                 }
-                *f = [[F::ZERO; CLUSTER]; 3];
+                if zero {
+                    *f = [[F::ZERO; CLUSTER]; 3];
+                }
             }
         });
     if let Some(ts) = types {
