@@ -24,7 +24,7 @@
 //! * [`output`] — metrics.csv and other output files, atomically renamed.
 //! * [`simd`] — runtime choice of vector instructions for hot kernels.
 //! * [`checkpoint`] — checkpoints: state to a file and back, bit for bit.
-//! * [`bench`] — a criterion `Measurement` of allocated bytes.
+//! * [`bench`](mod@bench) — a criterion `Measurement` of allocated bytes.
 //! * [`cli`] — the `microcosm` command line, reusable by binaries that add plugins.
 
 pub mod alloc;

@@ -5,13 +5,13 @@
 //! indexed by the agent's table row — [`dense::DenseBeliefs`] (all S states,
 //! f32 or f64, in blocks of 64 or 32 agents) or [`sparse::SparseBeliefs`] (top-K
 //! states). The generative model ([`world::Model`]: A, B as a successor
-//! table, C, D, H[A]) is one shared resource, never copied per agent.
+//! table, C, D, `H[A]`) is one shared resource, never copied per agent.
 //!
 //! One step, in pipeline phases:
 //!
 //! | phase | system | what |
 //! |---|---|---|
-//! | interact | `think` | observe o ~ A[:, s_true]; prior = B_{u_prev} q; infer q = softmax(log A[o,:] + log prior); plan neg_efe and q_pi over the 5 one-step policies; act u ~ softmax(α log q_pi) |
+//! | interact | `think` | observe `o ~ A[:, s_true]`; prior = `B_{u_prev} q`; infer `q = softmax(log A[o,:] + log prior)`; plan `neg_efe` and `q_pi` over the 5 one-step policies; act `u ~ softmax(α log q_pi)` |
 //! | evolve | `environment` | true positions move (cell capacity, conflicts in a random order per step); resources on goal cells are eaten and regrow; action history ring |
 //! | measure | `agent_metrics` | `step,mean_entropy,at_goal_fraction,mean_energy,moves_blocked` |
 //!
@@ -19,7 +19,7 @@
 //! so the outputs are the same bits on any thread count. The setup pass
 //! (step 0) only measures the initial state (beliefs at D).
 //!
-//! [`reference`] has the same update written literally in f64 (the replay
+//! [`reference`](mod@reference) has the same update written literally in f64 (the replay
 //! plugin uses it; tests hold the kernels to it).
 
 pub mod decide;

@@ -164,9 +164,9 @@ pub struct Model {
     pub goals: Vec<u32>,
     /// Whether each state is a goal.
     pub is_goal: Vec<bool>,
-    /// H[A[:, s]] = −Σ_o A[o,s] log max(A[o,s], EPS).
+    /// `H[A[:, s]] = −Σ_o A[o,s] log max(A[o,s], EPS)`.
     pub h_a: Vec<f64>,
-    /// Σ_o A[o,s] C[o]: the utility of being in s.
+    /// `Σ_o A[o,s] C[o]`: the utility of being in s.
     pub ac: Vec<f64>,
 }
 
