@@ -961,7 +961,9 @@ struct Prune {
 
 /// Packs, prunes the list when `prune` says so, and computes the forces: as
 /// spill tasks when `spill` (small systems: [`ClusterPairList::spills`]),
-/// else colour by colour.
+/// else as colour tasks, in colour order where their windows overlap and
+/// with no barrier between colours
+/// ([`run_tasks`](microcosm_engine::neighbor::TaskPartition::run_tasks)).
 ///
 /// A prune right after a build tests every entry before the force pass.
 /// Later ones find few changes (~1% of the entries each way) and are done
@@ -1035,7 +1037,7 @@ fn run<F: Wide>(
     }
     let (mut pe, mut vir) = (0.0, 0.0);
     scratch.with(|bump| {
-        let (part, mut chunks) = list.task_chunks(bump);
+        let (part, chunks) = list.task_chunks(bump);
         let ctx = Ctx {
             pos: packed,
             types: ty,
@@ -1044,17 +1046,16 @@ fn run<F: Wide>(
             typed,
             near,
         };
-        for color in 0..COLORS {
-            let mut wins = part.color_windows(color, &mut p.force, 1, bump);
-            let mut mine = bumpalo::collections::Vec::with_capacity_in(wins.len(), bump);
-            mine.extend(chunks.iter_mut().skip(color).step_by(COLORS));
-            debug_assert_eq!(wins.len(), mine.len(), "one chunk per task");
-            let out = bump.alloc_slice_fill_copy(wins.len(), (0.0f64, 0.0f64));
-            wins.par_iter_mut()
-                .zip(mine.par_iter_mut())
-                .zip(out.par_iter_mut())
-                .for_each(|((w, c), o)| *o = force_job(&ctx, w, c, energy, simd));
-            for &(e, v) in out.iter() {
+        let mut tasks = bumpalo::collections::Vec::from_iter_in(
+            chunks.into_iter().map(|c| (c, (0.0f64, 0.0f64))),
+            bump,
+        );
+        part.run_tasks(&mut p.force, 1, &mut tasks, bump, |w, (c, o)| {
+            *o = force_job(&ctx, w, c, energy, simd)
+        });
+        // Colour by colour, as the tasks used to run.
+        for color in 0..COLORS.min(tasks.len()) {
+            for (_, (e, v)) in tasks.iter().skip(color).step_by(COLORS) {
                 pe += e;
                 vir += v;
             }
