@@ -1134,9 +1134,12 @@ impl<'a> Flow<'a> {
     }
 
     /// Claims the next ready task, waiting while none is ready but some are
-    /// still to come; `None` once every task is claimed.
+    /// still to come; `None` once every task is claimed. A waiting worker
+    /// spins, and now and then yields its core (with more threads than
+    /// cores, the task it waits for may need it).
     fn next(&self) -> Option<usize> {
         let nt = self.queue.len();
+        let mut spins = 0u32;
         loop {
             if self.failed.load(Ordering::Relaxed) {
                 return None;
@@ -1159,7 +1162,12 @@ impl<'a> Flow<'a> {
                     std::hint::spin_loop();
                 }
             }
-            std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(1024) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 
