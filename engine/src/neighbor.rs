@@ -904,57 +904,51 @@ impl TaskPartition<'_> {
     ) -> bumpalo::collections::Vec<'b, TaskWindow<'a, T>> {
         let nt = self.task_start.len().saturating_sub(1);
         let mut out = bumpalo::collections::Vec::with_capacity_in(nt.div_ceil(COLORS), bump);
-        if nt == 1 {
-            if c == 0 {
-                out.push(TaskWindow {
-                    clusters: 0..self.nc as u32,
-                    base: 0,
-                    main: data,
-                    wrap: &mut [],
-                    per_cluster,
-                });
-            }
+        if c >= nt {
             return out;
         }
-        // Tasks c, c + C, ...: task t owns clusters [s_t, s_{t+C}) (wrapping for the last).
-        let starts = &self.task_start;
-        let first = starts[c] as usize * per_cluster;
-        let (head, mut rest) = data.split_at_mut(first);
-        let mut base = starts[c] as usize;
-        let mut t = c;
-        while t < nt {
-            let next = t + COLORS;
-            let (main, wrap): (&mut [T], &mut [T]) = if next < nt {
-                let len = (starts[next] as usize - base) * per_cluster;
-                let (m, r) = rest.split_at_mut(len);
-                rest = r;
-                (m, &mut [])
-            } else {
-                (std::mem::take(&mut rest), &mut [])
-            };
+        // Tasks c, c + C, ...: consecutive windows; the last one wraps into
+        // [0, s_c), ahead of the first.
+        let first = self.reach(c).0.start;
+        let (head, mut rest) = data.split_at_mut(first * per_cluster);
+        let mut wrap_end = 0;
+        for t in (c..nt).step_by(COLORS) {
+            let (main, wrap) = self.reach(t);
+            let (m, r) = std::mem::take(&mut rest).split_at_mut(main.len() * per_cluster);
+            rest = r;
             out.push(TaskWindow {
-                clusters: starts[t]..starts[t + 1],
-                base,
-                main,
-                wrap,
+                clusters: self.task_start[t]..self.task_start[t + 1],
+                base: main.start,
+                main: m,
+                wrap: &mut [],
                 per_cluster,
             });
-            base = if next < nt {
-                starts[next] as usize
-            } else {
-                base
-            };
-            t = next;
+            wrap_end = wrap;
         }
-        // The last task of the colour wraps into [0, s_c).
         if let Some(last) = out.last_mut() {
-            last.wrap = head;
+            last.wrap = &mut head[..wrap_end * per_cluster];
         }
         out
     }
 }
 
 impl TaskPartition<'_> {
+    /// The clusters task `t` may write: `main` from its first cluster up to
+    /// the next task of its colour (the end for the last one), and clusters
+    /// `0..wrap` (the last task of a colour wraps to the first's start).
+    fn reach(&self, t: usize) -> (std::ops::Range<usize>, usize) {
+        let nt = self.task_start.len() - 1;
+        let s = |k: usize| self.task_start[k] as usize;
+        let next = t + COLORS;
+        if next < nt {
+            (s(t)..s(next), 0)
+        } else if nt < COLORS {
+            (s(t)..self.nc, 0)
+        } else {
+            (s(t)..self.nc, s(next - nt))
+        }
+    }
+
     /// Runs every task once on the current pool, with no barrier between
     /// colours: `f(window, item)` with task `t`'s window of `data` (the one
     /// [`TaskPartition::color_windows`] gives it: its clusters and up to the
@@ -995,19 +989,7 @@ impl TaskPartition<'_> {
             data.len() >= self.nc * per_cluster,
             "data covers the clusters"
         );
-        if nt <= 1 {
-            if let Some(item) = items.first_mut() {
-                f(
-                    &mut TaskWindow {
-                        clusters: 0..self.nc as u32,
-                        base: 0,
-                        main: data,
-                        wrap: &mut [],
-                        per_cluster,
-                    },
-                    item,
-                );
-            }
+        if nt == 0 {
             return;
         }
         let flow = Flow::new(nt, bump);
@@ -1051,22 +1033,15 @@ impl TaskPartition<'_> {
         shared: &Shared<T, I>,
         per_cluster: usize,
     ) -> (TaskWindow<'s, T>, &'s mut I) {
-        let nt = self.task_start.len() - 1;
-        let s = |k: usize| self.task_start[k] as usize;
-        let next = t + COLORS;
-        let (end, wrap) = if next < nt {
-            (s(next), 0)
-        } else {
-            (self.nc, s(next - nt))
-        };
-        let base = s(t);
-        // SAFETY: [0, wrap) and [base, end) lie within the clusters
-        // (wrap ≤ base: the last task of a colour wraps to its first), and
-        // the caller guarantees exclusive access.
+        let (main, wrap) = self.reach(t);
+        let base = main.start;
+        // SAFETY: [0, wrap) and `main` lie within the clusters (wrap ≤ base:
+        // the last task of a colour wraps to its first), and the caller
+        // guarantees exclusive access.
         unsafe {
             let main = std::slice::from_raw_parts_mut(
                 shared.data.add(base * per_cluster),
-                (end - base) * per_cluster,
+                main.len() * per_cluster,
             );
             let wrap = std::slice::from_raw_parts_mut(shared.data, wrap * per_cluster);
             let w = TaskWindow {
@@ -1186,15 +1161,16 @@ impl<'a> Flow<'a> {
 /// The tasks task `t` waits for (`after == false`: tasks `t − 1` and
 /// `t + COLORS − 1` of the previous colour, none for colour 0) or that wait
 /// for it (`after`: `t + 1` and `t − COLORS + 1` of the next colour), cyclic
-/// over `nt` tasks (a multiple of [`COLORS`]); the same task once if both
-/// name it (one task per colour).
+/// over `nt` tasks (a multiple of [`COLORS`], or a single task, which has
+/// none); the same task once if both name it (one task per colour).
 fn flow_neighbors(t: usize, nt: usize, after: bool) -> impl Iterator<Item = usize> {
     let c = t % COLORS;
-    let (a, b, none) = if after {
+    let (a, b, edge) = if after {
         ((t + 1) % nt, (t + nt - (COLORS - 1)) % nt, c == COLORS - 1)
     } else {
         ((t + nt - 1) % nt, (t + COLORS - 1) % nt, c == 0)
     };
+    let none = edge || nt < COLORS;
     let (a, b) = if none {
         (None, None)
     } else {
@@ -2081,7 +2057,8 @@ mod tests {
         }
     }
 
-    /// `run_tasks` on 1 to 4 threads, 20 times each: no two tasks that
+    /// `run_tasks` on 1 to 4 threads, 20 times each, for a list of one task
+    /// and lists of several per colour: no two tasks that
     /// write the same cluster run at once (checked with a busy flag per
     /// cluster, held for the whole task), and every cluster gets the same
     /// writes in the same order as colour by colour through the safe
@@ -2089,10 +2066,16 @@ mod tests {
     #[test]
     fn run_tasks_never_overlaps_windows_and_keeps_the_colour_order() {
         use std::sync::atomic::AtomicBool;
-        for (n, len) in [(6000, 20.0), (24000, 31.0)] {
+        // One task, one per colour, 3 per colour, more.
+        for (n, len, tasks) in [
+            (40, 5.7, 1..2),
+            (400, 9.0, 16..17),
+            (6000, 20.0, 48..49),
+            (24000, 31.0, 49..999),
+        ] {
             let (_, _, list) = random_list(n, len, 3);
             let nt = list.tasks();
-            assert!(nt >= 3 * COLORS, "tasks {nt}");
+            assert!(tasks.contains(&nt), "tasks {nt}");
             let part = list.task_partition();
             let bump = bumpalo::Bump::new();
             let mut serial = vec![0u64; list.clusters()];
